@@ -1,0 +1,1 @@
+"""DentGate clients: technician uploader, station agent, auditor tool and the `dentgate` command."""

@@ -1,0 +1,73 @@
+"""The `dentgate` command: a thin layer over the gateway and client libraries."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from gateway.settings import Settings
+
+
+def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
+    """Settings from flags over `DENTGATE_*` variables over the TOML file; errors end the command."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if config_file is not None:
+        given["config_file"] = config_file
+    try:
+        return Settings(**given)
+    except (ValidationError, ValueError) as error:
+        raise click.ClickException(f"invalid configuration: {error}") from error
+
+
+config_option = click.option(
+    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), help="TOML configuration file."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dentgate")
+def main() -> None:
+    """DentGate: the secure channel from remote dental technicians to the lab's milling stations."""
+
+
+@main.command()
+@config_option
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8765).")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), help="Embedded data directory.")
+@click.option("--migrate/--no-migrate", default=True, show_default=True, help="Migrate the database at start.")
+def serve(config_file: Path | None, host: str | None, port: int | None, data_dir: Path | None, migrate: bool) -> None:
+    """Run the gateway (SQLite and ./dentgate-data unless configured otherwise)."""
+    from gateway.server import serve as run_server
+
+    run_server(load_settings(config_file, host=host, port=port, data_dir=data_dir), migrate_at_start=migrate)
+
+
+@main.group()
+def admin() -> None:
+    """Server-side administration."""
+
+
+@admin.command("migrate")
+@config_option
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), help="Embedded data directory.")
+def admin_migrate(config_file: Path | None, data_dir: Path | None) -> None:
+    """Bring the database schema to the newest revision."""
+    from gateway.db.engine import create_db_engine
+    from gateway.db.migrate import migrate
+
+    settings = load_settings(config_file, data_dir=data_dir)
+    engine = create_db_engine(settings.effective_database_url, settings.database_connect_timeout)
+    try:
+        revision = migrate(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"database at revision {revision}: {engine.url.render_as_string(hide_password=True)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

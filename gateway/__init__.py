@@ -1,0 +1,3 @@
+"""DentGate gateway server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,40 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway import __version__
+from gateway.backends import Backends, open_backends
+from gateway.middleware import RequestContextMiddleware
+from gateway.problems import install_problem_handlers
+from gateway.routes import router as health_router
+from gateway.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, backends: Backends | None = None) -> FastAPI:
+    """Build the gateway app; `backends` may be passed in by tests, otherwise opened from `settings`."""
+    settings = settings or Settings()
+    backends = backends or open_backends(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        backends.close()
+
+    app = FastAPI(
+        title="DentGate",
+        version=__version__,
+        summary="Secure gateway between remote dental technicians and the lab's milling stations",
+        lifespan=lifespan,
+    )
+    app.state.backends = backends
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,227 @@
+"""Recording and verifying a lab's audit chain inside the caller's transaction (G19)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy.orm import Session
+
+from gateway.audit.chain import (
+    Category,
+    ChainBroken,
+    ChainedEvent,
+    Outcome,
+    VerifiedChain,
+    checkpoint_statement,
+    event_hash,
+    genesis_hash,
+    verify_events,
+)
+from gateway.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from gateway.db.base import utcnow
+from gateway.db.scoping import require_lab
+from gateway.errors import DentGateError
+from gateway.keys import KeyProvider
+from gateway.request_context import current_request
+
+VERIFY_BATCH = 1000
+
+
+class UnknownAuditChain(DentGateError):
+    code = "unknown-audit-chain"
+    status = 404
+    title = "No audit chain for this lab"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What happened, as a service describes it; the chain adds time, sequence and hashes."""
+
+    lab_id: uuid.UUID
+    category: Category
+    action: str
+    actor_type: str
+    actor_id: str | None = None
+    outcome: Outcome = "success"
+    target: str | None = None
+    reason: str | None = None
+    device_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    client_address: str | None = None
+    request_id: str | None = None
+
+
+def start_chain(session: Session, lab_id: uuid.UUID) -> AuditChainHead:
+    """Create a new lab's empty chain; call in the transaction that creates the lab."""
+    head = AuditChainHead(lab_id=lab_id, last_seq=0, last_hash=genesis_hash(lab_id))
+    session.add(head)
+    session.flush()
+    return head
+
+
+def _locked_head(session: Session, lab_id: uuid.UUID) -> AuditChainHead:
+    head = session.execute(
+        sa.select(AuditChainHead)
+        .where(AuditChainHead.lab_id == lab_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if head is None:
+        raise UnknownAuditChain(f"lab {lab_id} has no audit chain")
+    return head
+
+
+def record(session: Session, entry: AuditEntry) -> AuditEvent:
+    """Append `entry` to its lab's chain in the caller's transaction: both commit or neither does.
+
+    The chain head row is locked (SELECT … FOR UPDATE on PostgreSQL; SQLite transactions begin
+    IMMEDIATE), so concurrent writers queue instead of forking the chain.
+    """
+    require_lab(session, entry.lab_id)
+    request = current_request()
+    head = _locked_head(session, entry.lab_id)
+    chained = ChainedEvent(
+        lab_id=entry.lab_id,
+        seq=head.last_seq + 1,
+        occurred_at=utcnow(),
+        actor_type=entry.actor_type,
+        actor_id=entry.actor_id,
+        category=entry.category,
+        action=entry.action,
+        target=entry.target,
+        outcome=entry.outcome,
+        reason=entry.reason,
+        client_address=entry.client_address or (request.client_address if request else None),
+        device_id=entry.device_id,
+        request_id=entry.request_id or (request.request_id if request else None),
+        details=entry.details,
+        prev_hash=head.last_hash,
+    )
+    digest = event_hash(chained)
+    row = AuditEvent(
+        lab_id=chained.lab_id,
+        seq=chained.seq,
+        occurred_at=chained.occurred_at,
+        actor_type=chained.actor_type,
+        actor_id=chained.actor_id,
+        category=chained.category,
+        action=chained.action,
+        target=chained.target,
+        outcome=chained.outcome,
+        reason=chained.reason,
+        client_address=chained.client_address,
+        device_id=chained.device_id,
+        request_id=chained.request_id,
+        details=chained.details,
+        prev_hash=chained.prev_hash,
+        hash=digest,
+    )
+    session.add(row)
+    head.last_seq = chained.seq
+    head.last_hash = digest
+    session.flush()
+    return row
+
+
+def as_chained(row: AuditEvent) -> ChainedEvent:
+    return ChainedEvent(
+        lab_id=row.lab_id,
+        seq=row.seq,
+        occurred_at=row.occurred_at,
+        actor_type=row.actor_type,
+        actor_id=row.actor_id,
+        category=row.category,
+        action=row.action,
+        target=row.target,
+        outcome=row.outcome,
+        reason=row.reason,
+        client_address=row.client_address,
+        device_id=row.device_id,
+        request_id=row.request_id,
+        details=row.details,
+        prev_hash=row.prev_hash,
+    )
+
+
+def write_checkpoint(session: Session, lab_id: uuid.UUID, keys: KeyProvider) -> AuditCheckpoint:
+    """Sign the lab's current chain head with the gateway key and store the checkpoint."""
+    head = _locked_head(session, lab_id)
+    existing = session.execute(
+        sa.select(AuditCheckpoint).where(
+            AuditCheckpoint.lab_id == lab_id, AuditCheckpoint.seq == head.last_seq
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    signed_at = utcnow()
+    signature = keys.sign(checkpoint_statement(lab_id, head.last_seq, head.last_hash, signed_at))
+    checkpoint = AuditCheckpoint(
+        lab_id=lab_id,
+        seq=head.last_seq,
+        hash=head.last_hash,
+        signed_at=signed_at,
+        key_id=keys.key_id,
+        signature=base64.b64encode(signature).decode("ascii"),
+    )
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint
+
+
+def _signed_hashes(
+    session: Session, lab_id: uuid.UUID, public_key: bytes
+) -> dict[int, str]:
+    verifier = Ed25519PublicKey.from_public_bytes(public_key)
+    hashes: dict[int, str] = {}
+    for checkpoint in session.scalars(
+        sa.select(AuditCheckpoint).where(AuditCheckpoint.lab_id == lab_id).order_by(AuditCheckpoint.seq)
+    ):
+        statement = checkpoint_statement(lab_id, checkpoint.seq, checkpoint.hash, checkpoint.signed_at)
+        try:
+            verifier.verify(base64.b64decode(checkpoint.signature), statement)
+        except (InvalidSignature, ValueError) as error:
+            raise ChainBroken(checkpoint.seq, "checkpoint signature does not verify") from error
+        hashes[checkpoint.seq] = checkpoint.hash
+    return hashes
+
+
+def _stored_events(session: Session, lab_id: uuid.UUID) -> Iterator[tuple[ChainedEvent, str]]:
+    rows = session.execute(
+        sa.select(AuditEvent)
+        .where(AuditEvent.lab_id == lab_id)
+        .order_by(AuditEvent.seq)
+        .execution_options(yield_per=VERIFY_BATCH)
+    ).scalars()
+    for row in rows:
+        yield as_chained(row), row.hash
+        session.expunge(row)
+
+
+def verify(session: Session, lab_id: uuid.UUID, public_key: bytes) -> VerifiedChain:
+    """Recompute the lab's chain against its head and its signed checkpoints.
+
+    Returns the verified head, or raises ChainBroken naming the first bad sequence number.
+    """
+    head = session.execute(
+        sa.select(AuditChainHead).where(AuditChainHead.lab_id == lab_id)
+    ).scalar_one_or_none()
+    if head is None:
+        raise UnknownAuditChain(f"lab {lab_id} has no audit chain")
+    signed = _signed_hashes(session, lab_id, public_key)
+    verified = verify_events(lab_id, _stored_events(session, lab_id), signed)
+    beyond = [seq for seq in signed if seq > verified.head_seq]
+    if beyond:
+        raise ChainBroken(verified.head_seq + 1, f"events up to the signed checkpoint {max(beyond)} are missing")
+    if head.last_seq > verified.head_seq:
+        raise ChainBroken(verified.head_seq + 1, f"events missing up to the chain head {head.last_seq}")
+    if head.last_seq != verified.head_seq or head.last_hash != verified.head_hash:
+        raise ChainBroken(head.last_seq + 1 if head.last_seq < verified.head_seq else verified.head_seq,
+                          "chain head does not match the last event")
+    return verified

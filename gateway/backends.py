@@ -1,0 +1,40 @@
+"""The adapters one gateway process works with, opened once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.db.engine import create_db_engine, session_factory
+from gateway.keys import KeyProvider
+from gateway.keys.factory import open_key_provider
+from gateway.settings import Settings
+from gateway.storage import ObjectStore
+from gateway.storage.factory import open_object_store
+
+
+@dataclass
+class Backends:
+    settings: Settings
+    engine: sa.Engine
+    sessions: sessionmaker[Session]
+    store: ObjectStore
+    keys: KeyProvider
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_backends(settings: Settings) -> Backends:
+    """Connect lazily to the database, open the object store and load the gateway key."""
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    engine = create_db_engine(settings.effective_database_url, settings.database_connect_timeout)
+    return Backends(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        store=open_object_store(settings),
+        keys=open_key_provider(settings),
+    )

@@ -1,0 +1,9 @@
+"""Imports every domain's tables so the metadata (and Alembic) sees the whole schema."""
+
+from gateway.audit import models as audit_models
+from gateway.db.base import Base
+from gateway.identity import models as identity_models
+
+metadata = Base.metadata
+
+__all__ = ["audit_models", "identity_models", "metadata"]

@@ -1,0 +1,31 @@
+"""Process-level routes: liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from gateway.deps import BackendsDep
+from gateway.health import readiness
+from gateway.problems import problem
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is alive")
+def healthz() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get(
+    "/readyz",
+    summary="Database, object storage and key provider are reachable",
+    responses={503: {"description": "A backend is unreachable; the problem names it"}},
+)
+def readyz(backends: BackendsDep) -> JSONResponse:
+    checks = readiness(backends)
+    report = {check.name: {"ok": check.ok, "detail": check.detail} for check in checks}
+    failing = [check.detail for check in checks if not check.ok]
+    if failing:
+        return problem(503, "not-ready", "Service not ready", "; ".join(failing), "/readyz", checks=report)
+    return JSONResponse({"status": "ready", "checks": report})

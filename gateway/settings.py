@@ -1,0 +1,104 @@
+"""All configuration in one place: `DENTGATE_*` environment variables over an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_VARIABLE = "DENTGATE_CONFIG_FILE"
+
+
+class Settings(BaseSettings):
+    """The gateway's settings; with none given it runs embedded on `./dentgate-data`."""
+
+    model_config = SettingsConfigDict(env_prefix="DENTGATE_", extra="forbid")
+
+    config_file: Path | None = Field(default=None, description="TOML file read under the environment")
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("dentgate-data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    database_url: str | None = Field(default=None, description="default: SQLite in the data directory")
+    database_connect_timeout: int = Field(default=3, ge=1, description="seconds")
+
+    storage_url: str | None = Field(default=None, description="file:///path or s3://bucket/prefix")
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_sse: Literal["none", "AES256", "aws:kms"] = "AES256"
+    s3_sse_kms_key_id: str | None = None
+    s3_part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+
+    key_provider: str = Field(default="local", description="local | aws-kms:<key id>")
+    key_file: Path | None = Field(default=None, description="default: <data_dir>/keys/gateway-key.json")
+    kms_endpoint_url: str | None = None
+    kms_region: str | None = None
+
+    @field_validator("key_provider")
+    @classmethod
+    def _known_key_provider(cls, value: str) -> str:
+        if value != "local" and not (value.startswith("aws-kms:") and len(value) > len("aws-kms:")):
+            raise ValueError("key_provider must be 'local' or 'aws-kms:<key id>'")
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _known_storage_scheme(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("file", "s3"):
+            raise ValueError("storage_url must start with file:// or s3://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("database_url must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        init_kwargs: dict[str, Any] = (
+            init_settings.init_kwargs if isinstance(init_settings, InitSettingsSource) else {}
+        )
+        toml_file = init_kwargs.get("config_file") or os.environ.get(CONFIG_FILE_VARIABLE)
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        if toml_file:
+            if not Path(toml_file).is_file():
+                raise ValueError(f"configuration file {toml_file} does not exist")
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=toml_file),)
+        return sources
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'dentgate.db'}"
+
+    @property
+    def effective_storage_url(self) -> str:
+        return self.storage_url or (self.data_dir.resolve() / "objects").as_uri()
+
+    @property
+    def effective_key_file(self) -> Path:
+        return self.key_file or self.data_dir / "keys" / "gateway-key.json"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
