@@ -47,6 +47,14 @@ def create_private_file(path: Path, content: bytes) -> bool:
     The content goes to an exclusive temp file first and is hard-linked into place, so `path`
     never exists half-written and a concurrent creator's file is never overwritten.
     """
+    try:
+        return _link_new_file(path, content)
+    except OSError as error:
+        raise KeyProviderError(f"key file {path} cannot be created: {error.strerror or error}") from error
+
+
+def _link_new_file(path: Path, content: bytes) -> bool:
+    """Write `content` to an exclusive 0600 temp file beside `path`, then hard-link it into place."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)

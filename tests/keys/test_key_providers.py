@@ -367,6 +367,27 @@ def test_local_provider_uses_key_file_created_by_someone_else(tmp_path: Path) ->
     assert copy.read_bytes() == original.read_bytes()
 
 
+def test_local_provider_reports_filesystem_without_hard_links_as_provider_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_hard_links(source: object, target: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+
+    with pytest.raises(KeyProviderError, match="cannot be created"):
+        LocalKeyProvider.open(tmp_path / "keys" / "key.json")
+    assert os.listdir(tmp_path / "keys") == []
+
+
+def test_local_provider_refuses_key_path_under_a_regular_file(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "plain-file"
+    not_a_directory.write_text("")
+
+    with pytest.raises(KeyProviderError, match="Not a directory"):
+        LocalKeyProvider.open(not_a_directory / "key.json")
+
+
 def test_local_wrapped_key_layout_is_version_nonce_ciphertext(tmp_path: Path) -> None:
     wrapped = LocalKeyProvider.open(tmp_path / "key.json").generate_data_key().wrapped
 

@@ -1,0 +1,116 @@
+"""Probes, OpenAPI, problem+json errors and request ids, through the real app on both databases."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.backends import open_backends
+from gateway.db.migrate import migrate
+from gateway.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path, database_url) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url)
+
+
+@pytest.fixture
+def client(settings):
+    backends = open_backends(settings)
+    migrate(backends.engine)
+    with TestClient(create_app(settings, backends)) as client:
+        yield client
+
+
+def test_healthz_answers_while_the_process_lives(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "alive"}
+
+
+def test_readyz_reports_each_backend_ready(client, settings):
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.text
+    checks = response.json()["checks"]
+    assert all(check["ok"] for check in checks.values())
+    assert set(checks) == {"database", "storage", "keys"}
+    assert str(settings.data_dir.resolve() / "objects") in checks["storage"]["detail"]
+
+
+def test_readyz_is_503_with_a_reason_when_the_schema_is_not_migrated(tmp_path, database_url):
+    settings = Settings(data_dir=tmp_path / "fresh", database_url=database_url)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "not-ready"
+    assert "dentgate admin migrate" in body["detail"]
+    assert body["checks"]["database"]["ok"] is False
+
+
+def test_readyz_is_503_when_storage_is_gone(client, settings):
+    objects = settings.data_dir.resolve() / "objects"
+    for path in sorted(objects.rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    objects.rmdir()
+    objects.write_text("not a directory")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["storage"]["ok"] is False
+
+
+def test_openapi_document_is_served(client):
+    document = client.get("/openapi.json").json()
+    assert document["info"]["title"] == "DentGate"
+    assert {"/healthz", "/readyz"} <= set(document["paths"])
+
+
+def test_unknown_route_is_a_problem_with_a_stable_code(client):
+    response = client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["code"], body["status"], body["instance"]) == ("not-found", 404, "/api/v1/no-such-thing")
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+def test_wrong_method_is_a_problem_with_a_stable_code(client):
+    response = client.post("/healthz")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method-not-allowed"
+
+
+def test_every_response_carries_a_request_id(client):
+    first, second = client.get("/healthz"), client.get("/healthz")
+    assert len(first.headers["x-request-id"]) == 32
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+
+
+def test_a_well_formed_caller_request_id_is_kept_and_a_malformed_one_replaced(client):
+    mine = f"cad-{uuid.uuid4()}"
+    assert client.get("/healthz", headers={"X-Request-ID": mine}).headers["x-request-id"] == mine
+    hostile = 'x"; DROP TABLE labs; --'
+    assert client.get("/healthz", headers={"X-Request-ID": hostile}).headers["x-request-id"] != hostile
+
+
+def test_an_unhandled_error_is_a_problem_that_names_the_request(settings):
+    backends = open_backends(settings)
+    migrate(backends.engine)
+    app = create_app(settings, backends)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom")
+    assert response.status_code == 500
+    body = response.json()
+    assert body["code"] == "internal-error"
+    assert "secret internals" not in response.text
+    assert body["request_id"] == response.headers["x-request-id"]
