@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -34,9 +35,8 @@ PREFIX = "lab-one/objects"
 
 
 def payload(size: int, seed: int = 7) -> bytes:
-    """Deterministic, non-repeating-looking bytes so a shifted or truncated slice cannot match."""
-    block = hashlib.sha256(str(seed).encode()).digest() * 2048
-    return (block * (size // len(block) + 1))[:size] if size else b""
+    """Deterministic pseudo-random bytes, so a shifted, truncated or reordered slice cannot match."""
+    return random.Random(seed).randbytes(size)
 
 
 def s3_client(endpoint: str) -> Any:
