@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,7 @@ def create_db_engine(url: str, connect_timeout: int = 3) -> sa.Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(Path(parsed.database))
         engine = sa.create_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
         )
@@ -37,6 +38,12 @@ def create_db_engine(url: str, connect_timeout: int = 3) -> sa.Engine:
         pool_timeout=10,
         connect_args={"connect_timeout": connect_timeout},
     )
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file owner-only (0600) before SQLite does; its -wal and -shm files follow its mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _configure_sqlite(engine: sa.Engine) -> None:

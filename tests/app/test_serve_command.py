@@ -53,6 +53,7 @@ def test_serve_with_no_configuration_is_ready_on_the_embedded_default(tmp_path):
         lines = stop_gateway(process)
     database = tmp_path / "dentgate-data" / "dentgate.db"
     assert database.is_file()
+    assert database.stat().st_mode & 0o777 == 0o600
     with sqlite3.connect(database) as connection:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchone()[0] == head_revision()
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
