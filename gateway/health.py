@@ -29,7 +29,9 @@ def check_database(backends: Backends) -> Check:
         return Check("database", False, f"database unreachable: {reason}")
     expected = head_revision()
     if revision != expected:
-        return Check("database", False, f"schema at {revision or 'none'}, expected {expected}: run `dentgate admin migrate`")
+        return Check(
+            "database", False, f"schema at {revision or 'none'}, expected {expected}: run `dentgate admin migrate`"
+        )
     return Check("database", True, f"{backends.engine.dialect.name} at schema {revision}")
 
 

@@ -40,8 +40,12 @@ async def _domain_error(request: Request, error: Exception) -> JSONResponse:
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     # Field locations and messages only: the submitted input may hold a password.
-    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in error.errors()]
-    return problem(422, "invalid-request", "Invalid request", "the request does not match the API", request.url.path, errors=errors)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in error.errors()
+    ]
+    return problem(
+        422, "invalid-request", "Invalid request", "the request does not match the API", request.url.path, errors=errors
+    )
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:

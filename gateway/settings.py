@@ -76,9 +76,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        init_kwargs: dict[str, Any] = (
-            init_settings.init_kwargs if isinstance(init_settings, InitSettingsSource) else {}
-        )
+        init_kwargs: dict[str, Any] = init_settings.init_kwargs if isinstance(init_settings, InitSettingsSource) else {}
         toml_file = init_kwargs.get("config_file") or os.environ.get(CONFIG_FILE_VARIABLE)
         sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
         if toml_file:

@@ -77,9 +77,7 @@ def format_instant(instant: datetime) -> str:
 
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no whitespace, UTF-8; NaN and infinities refused (RFC 8785 in spirit)."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def canonical_event(event: ChainedEvent) -> bytes:

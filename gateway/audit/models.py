@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +58,3 @@ class AuditCheckpoint(LabOwned, Base):
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     key_id: Mapped[str] = mapped_column(sa.String(200))
     signature: Mapped[str] = mapped_column(sa.String(128))
-
-
-

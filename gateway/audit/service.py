@@ -154,9 +154,7 @@ def write_checkpoint(session: Session, lab_id: uuid.UUID, keys: KeyProvider) -> 
     """Sign the lab's current chain head with the gateway key and store the checkpoint."""
     head = _locked_head(session, lab_id)
     existing = session.execute(
-        sa.select(AuditCheckpoint).where(
-            AuditCheckpoint.lab_id == lab_id, AuditCheckpoint.seq == head.last_seq
-        )
+        sa.select(AuditCheckpoint).where(AuditCheckpoint.lab_id == lab_id, AuditCheckpoint.seq == head.last_seq)
     ).scalar_one_or_none()
     if existing is not None:
         return existing
@@ -175,9 +173,7 @@ def write_checkpoint(session: Session, lab_id: uuid.UUID, keys: KeyProvider) -> 
     return checkpoint
 
 
-def _signed_hashes(
-    session: Session, lab_id: uuid.UUID, public_key: bytes
-) -> dict[int, str]:
+def _signed_hashes(session: Session, lab_id: uuid.UUID, public_key: bytes) -> dict[int, str]:
     verifier = Ed25519PublicKey.from_public_bytes(public_key)
     hashes: dict[int, str] = {}
     for checkpoint in session.scalars(
@@ -209,9 +205,7 @@ def verify(session: Session, lab_id: uuid.UUID, public_key: bytes) -> VerifiedCh
 
     Returns the verified head, or raises ChainBroken naming the first bad sequence number.
     """
-    head = session.execute(
-        sa.select(AuditChainHead).where(AuditChainHead.lab_id == lab_id)
-    ).scalar_one_or_none()
+    head = session.execute(sa.select(AuditChainHead).where(AuditChainHead.lab_id == lab_id)).scalar_one_or_none()
     if head is None:
         raise UnknownAuditChain(f"lab {lab_id} has no audit chain")
     signed = _signed_hashes(session, lab_id, public_key)
@@ -222,6 +216,8 @@ def verify(session: Session, lab_id: uuid.UUID, public_key: bytes) -> VerifiedCh
     if head.last_seq > verified.head_seq:
         raise ChainBroken(verified.head_seq + 1, f"events missing up to the chain head {head.last_seq}")
     if head.last_seq != verified.head_seq or head.last_hash != verified.head_hash:
-        raise ChainBroken(head.last_seq + 1 if head.last_seq < verified.head_seq else verified.head_seq,
-                          "chain head does not match the last event")
+        raise ChainBroken(
+            head.last_seq + 1 if head.last_seq < verified.head_seq else verified.head_seq,
+            "chain head does not match the last event",
+        )
     return verified

@@ -48,6 +48,4 @@ class Base(DeclarativeBase):
 class LabOwned:
     """A row that belongs to one lab; lab-scoped sessions see and write only their lab's rows."""
 
-    lab_id: Mapped[uuid.UUID] = mapped_column(
-        sa.ForeignKey("labs.id", ondelete="RESTRICT"), index=True, nullable=False
-    )
+    lab_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("labs.id", ondelete="RESTRICT"), index=True, nullable=False)

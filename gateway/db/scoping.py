@@ -54,4 +54,3 @@ def _refuse_other_labs_rows(session: Session, flush_context: object, instances: 
             obj.lab_id = lab_id
         elif obj.lab_id != lab_id:
             require_lab(session, obj.lab_id)
-

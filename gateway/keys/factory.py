@@ -12,9 +12,7 @@ from gateway.keys.local import LocalKeyProvider
 from gateway.settings import Settings
 
 KMS_PREFIX = "aws-kms:"
-_KMS_CLIENT_CONFIG = Config(
-    connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}
-)
+_KMS_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
 
 
 def open_key_provider(settings: Settings) -> KeyProvider:

@@ -50,7 +50,7 @@ def _reason(error: BotoCoreError | ClientError) -> str:
 class KmsKeyProvider:
     """Keys held by an AWS KMS symmetric key; `client` is a boto3 KMS client."""
 
-    __slots__ = ("key_id", "_kms_key_id", "_path", "_client", "_private_key", "_public_key")
+    __slots__ = ("_client", "_kms_key_id", "_path", "_private_key", "_public_key", "key_id")
 
     def __init__(self, kms_key_id: str, sealed_key_path: Path, client: Any) -> None:
         self._kms_key_id = kms_key_id
@@ -69,9 +69,7 @@ class KmsKeyProvider:
         try:
             return operation(**params)
         except (BotoCoreError, ClientError) as error:
-            raise KeyProviderError(
-                f"AWS KMS {action} with key {self._kms_key_id} failed: {_reason(error)}"
-            ) from error
+            raise KeyProviderError(f"AWS KMS {action} with key {self._kms_key_id} failed: {_reason(error)}") from error
 
     def _load_or_create_seed(self) -> bytes:
         try:

@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.files import fsync_directory
 from gateway.keys import DataKey, KeyProviderError, UnwrapFailed
 
 KEY_FILE_VERSION = 1
@@ -30,15 +31,6 @@ _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _WRAPPED_BYTES = 1 + _NONCE_BYTES + _KEY_BYTES + _TAG_BYTES
 _MAX_KEY_FILE_BYTES = 64 * 1024
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a link or unlink inside `directory` durable."""
-    descriptor = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def create_private_file(path: Path, content: bytes) -> bool:
@@ -74,7 +66,7 @@ def _link_new_file(path: Path, content: bytes) -> bool:
         return True
     finally:
         temp.unlink(missing_ok=True)
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
 
 
 def read_private_file(path: Path) -> bytes:
@@ -139,7 +131,7 @@ def short_fingerprint(public_key: bytes) -> str:
 class LocalKeyProvider:
     """Key material from a local file; use `LocalKeyProvider.open(path)`."""
 
-    __slots__ = ("key_id", "_path", "_private_key", "_public_key", "_kek")
+    __slots__ = ("_kek", "_path", "_private_key", "_public_key", "key_id")
 
     def __init__(self, path: Path, private_key: Ed25519PrivateKey, kek: AESGCM) -> None:
         self._path = path

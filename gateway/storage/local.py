@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from gateway.files import fsync_directory
 from gateway.storage import (
     CHUNK_SIZE,
     InvalidRange,
@@ -21,15 +22,6 @@ from gateway.storage import (
 )
 
 _INCOMING = ".incoming"
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename or unlink inside `directory` durable."""
-    descriptor = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _resolve_range(start: int, end: int | None, size: int) -> tuple[int, int]:
@@ -81,7 +73,7 @@ class LocalObjectStore:
         finally:
             if not committed:
                 temp_path.unlink(missing_ok=True)
-        _fsync_directory(target.parent)
+        fsync_directory(target.parent)
         return StoredObject(key=key, size=count, sha256=digest.hexdigest())
 
     def get(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
@@ -128,7 +120,7 @@ class LocalObjectStore:
             path.unlink()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
 
     def check_ready(self) -> None:
         """Root is a writable directory: a probe file can be created and removed in `.incoming/`."""

@@ -130,9 +130,7 @@ class S3ObjectStore:
                     parts.append(self._upload_part(name, upload_id, len(parts) + 1, buffer))
                     buffer = bytearray()
             if upload_id is None:
-                self._client.put_object(
-                    Bucket=self._bucket, Key=name, Body=buffer, **self._sse_arguments
-                )
+                self._client.put_object(Bucket=self._bucket, Key=name, Body=buffer, **self._sse_arguments)
             else:
                 if buffer:
                     parts.append(self._upload_part(name, upload_id, len(parts) + 1, buffer))

@@ -22,7 +22,11 @@ def start_gateway(cwd, *args: str, env: dict[str, str] | None = None) -> tuple[s
     clean = {key: value for key, value in os.environ.items() if not key.startswith("DENTGATE_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "clients.cli", "serve", "--port", str(port), *args],
-        cwd=cwd, env={**clean, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=cwd,
+        env={**clean, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

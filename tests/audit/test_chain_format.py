@@ -27,10 +27,21 @@ def build_chain(count: int) -> list[tuple[ChainedEvent, str]]:
     chain, prev = [], genesis_hash(LAB)
     for seq in range(1, count + 1):
         event = ChainedEvent(
-            lab_id=LAB, seq=seq, occurred_at=T0, actor_type="technician", actor_id=f"t{seq}",
-            category="operation", action="design.commit", target=f"design:{seq}", outcome="success",
-            reason=None, client_address="192.0.2.7", device_id="dev-1", request_id=f"req-{seq}",
-            details={"size": seq * 10, "名前": "歯科"}, prev_hash=prev,
+            lab_id=LAB,
+            seq=seq,
+            occurred_at=T0,
+            actor_type="technician",
+            actor_id=f"t{seq}",
+            category="operation",
+            action="design.commit",
+            target=f"design:{seq}",
+            outcome="success",
+            reason=None,
+            client_address="192.0.2.7",
+            device_id="dev-1",
+            request_id=f"req-{seq}",
+            details={"size": seq * 10, "名前": "歯科"},
+            prev_hash=prev,
         )
         prev = event_hash(event)
         chain.append((event, prev))
@@ -80,8 +91,9 @@ def test_deleted_event_is_found_at_the_gap():
 def test_well_forged_inserted_event_is_found_where_it_was_inserted():
     chain = build_chain(6)
     prev = chain[1][1]
-    forged = ChainedEvent(LAB, 3, T0, "manager", "m1", "operation", "design.delete", None, "success",
-                          None, None, None, None, {}, prev)
+    forged = ChainedEvent(
+        LAB, 3, T0, "manager", "m1", "operation", "design.delete", None, "success", None, None, None, None, {}, prev
+    )
     renumbered = [(dataclasses.replace(e, seq=e.seq + 1), h) for e, h in chain[2:]]
     tampered = chain[:2] + [(forged, event_hash(forged))] + renumbered
     with pytest.raises(ChainBroken) as broken:
@@ -110,7 +122,9 @@ def test_recomputed_chain_is_caught_by_a_signed_hash():
     signed = {4: chain[3][1]}
     rebuilt, prev = [], genesis_hash(LAB)
     for event, _ in chain:
-        event = dataclasses.replace(event, actor_id="someone-else" if event.seq == 2 else event.actor_id, prev_hash=prev)
+        event = dataclasses.replace(
+            event, actor_id="someone-else" if event.seq == 2 else event.actor_id, prev_hash=prev
+        )
         prev = event_hash(event)
         rebuilt.append((event, prev))
     verify_events(LAB, rebuilt)  # self-consistent: only the signature can tell

@@ -24,9 +24,18 @@ def keys(tmp_path):
 def add_events(sessions, lab_id, count: int, actor: str = "tech-1") -> None:
     with transaction(sessions) as session:
         for n in range(count):
-            record(session, AuditEntry(lab_id=lab_id, category="operation", action="design.upload",
-                                       actor_type="technician", actor_id=actor, target=f"design:{n}",
-                                       details={"n": n}))
+            record(
+                session,
+                AuditEntry(
+                    lab_id=lab_id,
+                    category="operation",
+                    action="design.upload",
+                    actor_type="technician",
+                    actor_id=actor,
+                    target=f"design:{n}",
+                    details={"n": n},
+                ),
+            )
 
 
 def broken_seq(sessions, lab_id, public_key) -> int:
@@ -63,8 +72,11 @@ def test_modified_field_is_found_at_its_sequence_number(sessions, make_lab, keys
     lab = make_lab()
     add_events(sessions, lab.id, 9)
     with transaction(sessions) as session:
-        session.execute(sa.update(AuditEvent).where(AuditEvent.lab_id == lab.id, AuditEvent.seq == 6)
-                        .values(actor_id="someone-else"))
+        session.execute(
+            sa.update(AuditEvent)
+            .where(AuditEvent.lab_id == lab.id, AuditEvent.seq == 6)
+            .values(actor_id="someone-else")
+        )
     assert broken_seq(sessions, lab.id, keys.public_key()) == 6
 
 
@@ -80,16 +92,35 @@ def test_inserted_event_is_found_where_it_was_inserted(sessions, make_lab, keys)
     lab = make_lab()
     add_events(sessions, lab.id, 9)
     with transaction(sessions) as session:
-        rows = session.scalars(sa.select(AuditEvent).where(AuditEvent.lab_id == lab.id, AuditEvent.seq >= 5)
-                               .order_by(AuditEvent.seq.desc())).all()
+        rows = session.scalars(
+            sa.select(AuditEvent)
+            .where(AuditEvent.lab_id == lab.id, AuditEvent.seq >= 5)
+            .order_by(AuditEvent.seq.desc())
+        ).all()
         for row in rows:  # make room at 5, highest first so (lab, seq) stays unique
             row.seq += 1
             session.flush()
         template = rows[-1]
-        session.add(AuditEvent(lab_id=lab.id, seq=5, occurred_at=template.occurred_at, actor_type="manager",
-                               actor_id="m", category="operation", action="design.delete", target=None,
-                               outcome="success", reason=None, client_address=None, device_id=None,
-                               request_id=None, details={}, prev_hash=template.prev_hash, hash="0" * 64))
+        session.add(
+            AuditEvent(
+                lab_id=lab.id,
+                seq=5,
+                occurred_at=template.occurred_at,
+                actor_type="manager",
+                actor_id="m",
+                category="operation",
+                action="design.delete",
+                target=None,
+                outcome="success",
+                reason=None,
+                client_address=None,
+                device_id=None,
+                request_id=None,
+                details={},
+                prev_hash=template.prev_hash,
+                hash="0" * 64,
+            )
+        )
     assert broken_seq(sessions, lab.id, keys.public_key()) == 5
 
 
@@ -164,8 +195,9 @@ def test_tampering_in_one_lab_leaves_another_labs_chain_verifiable(sessions, mak
     add_events(sessions, lab_a.id, 3)
     add_events(sessions, lab_b.id, 3)
     with transaction(sessions) as session:
-        session.execute(sa.update(AuditEvent).where(AuditEvent.lab_id == lab_a.id, AuditEvent.seq == 2)
-                        .values(outcome="failure"))
+        session.execute(
+            sa.update(AuditEvent).where(AuditEvent.lab_id == lab_a.id, AuditEvent.seq == 2).values(outcome="failure")
+        )
     assert broken_seq(sessions, lab_a.id, keys.public_key()) == 2
     with sessions() as session:
         assert verify(session, lab_b.id, keys.public_key()).count == 4
@@ -183,8 +215,17 @@ def test_concurrent_writers_never_fork_the_chain(sessions, make_lab, keys):
             start.wait()
             for n in range(per_writer):
                 with transaction(sessions) as session:
-                    record(session, AuditEntry(lab_id=lab.id, category="access", action="api.request",
-                                               actor_type="technician", actor_id=f"w{writer}", details={"n": n}))
+                    record(
+                        session,
+                        AuditEntry(
+                            lab_id=lab.id,
+                            category="access",
+                            action="api.request",
+                            actor_type="technician",
+                            actor_id=f"w{writer}",
+                            details={"n": n},
+                        ),
+                    )
         except BaseException as error:  # collected and asserted below
             errors.append(error)
 
@@ -197,7 +238,11 @@ def test_concurrent_writers_never_fork_the_chain(sessions, make_lab, keys):
     with sessions() as session:
         verified = verify(session, lab.id, keys.public_key())
         assert verified.count == writers * per_writer + 1  # plus the lab.create event
-        per_actor = dict(session.execute(
-            sa.select(AuditEvent.actor_id, sa.func.count()).where(AuditEvent.action == "api.request")
-            .group_by(AuditEvent.actor_id)).all())
+        per_actor = dict(
+            session.execute(
+                sa.select(AuditEvent.actor_id, sa.func.count())
+                .where(AuditEvent.action == "api.request")
+                .group_by(AuditEvent.actor_id)
+            ).all()
+        )
         assert per_actor == {f"w{w}": per_writer for w in range(writers)}

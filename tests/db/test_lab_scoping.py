@@ -38,7 +38,8 @@ def test_lab_session_refuses_to_write_another_labs_event(sessions, make_lab):
     lab_a, lab_b = make_lab(), make_lab()
     with pytest.raises(CrossLabAccess), transaction(sessions) as session:
         bind_to_lab(session, lab_a.id)
-        record(session, AuditEntry(lab_id=lab_b.id, category="operation", action="design.upload",
-                                   actor_type="technician"))
+        record(
+            session, AuditEntry(lab_id=lab_b.id, category="operation", action="design.upload", actor_type="technician")
+        )
     with sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 2

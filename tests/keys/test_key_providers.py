@@ -97,9 +97,7 @@ def _kms_backend(tmp_path: Path, endpoint: str, kms_key_id: str) -> Backend:
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "local":
         return _local_backend(tmp_path)
-    return _kms_backend(
-        tmp_path, request.getfixturevalue("moto_endpoint"), request.getfixturevalue("kms_key_id")
-    )
+    return _kms_backend(tmp_path, request.getfixturevalue("moto_endpoint"), request.getfixturevalue("kms_key_id"))
 
 
 @pytest.fixture
@@ -279,9 +277,7 @@ def test_truncated_blobs_raise_field_decrypt_failed(provider: KeyProvider) -> No
             open_field(provider, sealed[:length], "case:7/notes")
 
 
-def test_field_sealed_by_another_provider_raises_field_decrypt_failed(
-    backend: Backend, provider: KeyProvider
-) -> None:
+def test_field_sealed_by_another_provider_raises_field_decrypt_failed(backend: Backend, provider: KeyProvider) -> None:
     foreign = seal_field(backend.open_other(), b"secret", "ctx")
 
     with pytest.raises(FieldDecryptFailed):
@@ -342,7 +338,7 @@ def test_local_provider_refuses_malformed_key_file(tmp_path: Path, mutate: Calla
     path.write_text(mutate(_valid_document(tmp_path)))
     path.chmod(0o600)
 
-    with pytest.raises(KeyProviderError, match="malformed|version"):
+    with pytest.raises(KeyProviderError, match=r"malformed|version"):
         LocalKeyProvider.open(path)
 
 
@@ -408,9 +404,7 @@ def test_local_check_ready_fails_when_key_file_disappears(tmp_path: Path) -> Non
 # --- KMS backend ----------------------------------------------------------------------------
 
 
-def test_kms_sealed_file_holds_kms_ciphertext_not_the_seed(
-    tmp_path: Path, moto_endpoint: str, kms_key_id: str
-) -> None:
+def test_kms_sealed_file_holds_kms_ciphertext_not_the_seed(tmp_path: Path, moto_endpoint: str, kms_key_id: str) -> None:
     client = kms_client(moto_endpoint)
     path = tmp_path / "sealed.json"
     KmsKeyProvider(kms_key_id, path, client)
@@ -489,9 +483,7 @@ def test_kms_provider_reports_unknown_key_as_provider_error(tmp_path: Path, moto
     assert not (tmp_path / "sealed.json").exists()
 
 
-def test_kms_provider_reports_unreachable_endpoint_as_provider_error(
-    tmp_path: Path, moto_endpoint: str
-) -> None:
+def test_kms_provider_reports_unreachable_endpoint_as_provider_error(tmp_path: Path, moto_endpoint: str) -> None:
     import boto3
     from botocore.config import Config
 

@@ -35,7 +35,11 @@ def test_environment_overrides_the_toml_file(tmp_path, monkeypatch):
     monkeypatch.setenv("DENTGATE_CONFIG_FILE", str(config))
     monkeypatch.setenv("DENTGATE_PORT", "9100")
     settings = Settings()
-    assert (settings.port, settings.storage_url, settings.s3_region) == (9100, "s3://lab-bucket/designs", "ap-northeast-1")
+    assert (settings.port, settings.storage_url, settings.s3_region) == (
+        9100,
+        "s3://lab-bucket/designs",
+        "ap-northeast-1",
+    )
 
 
 def test_postgresql_and_kms_are_selected_by_variables(monkeypatch):

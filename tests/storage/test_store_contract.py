@@ -179,9 +179,7 @@ def test_an_object_stored_under_another_key_is_not_affected(store: ObjectStore) 
         (999, 999, slice(999, 1000)),
         (990, 5000, slice(990, None)),
     ],
-    ids=[
-        "whole", "start-only", "first-byte", "start-and-end", "last-byte", "last-byte-closed", "end-clamped"
-    ],
+    ids=["whole", "start-only", "first-byte", "start-and-end", "last-byte", "last-byte-closed", "end-clamped"],
 )
 def test_byte_ranges_return_exactly_the_inclusive_slice(
     store: ObjectStore, start: int, end: int | None, expected: slice
@@ -387,9 +385,7 @@ def test_local_check_ready_reports_a_root_that_vanished(tmp_path: Path) -> None:
 
 @pytest.mark.s3
 @pytest.mark.parametrize("size", [1000, 12 * MIB], ids=["single-put", "multipart"])
-def test_s3_objects_are_encrypted_at_rest_with_sse_aes256(
-    moto_endpoint: str, s3_bucket: str, size: int
-) -> None:
+def test_s3_objects_are_encrypted_at_rest_with_sse_aes256(moto_endpoint: str, s3_bucket: str, size: int) -> None:
     store = S3ObjectStore(
         s3_bucket, PREFIX, endpoint_url=moto_endpoint, region=REGION, sse="AES256", part_size=PART_SIZE
     )
@@ -428,9 +424,7 @@ def test_s3_objects_can_be_encrypted_with_a_kms_key(
 
 @pytest.mark.s3
 @pytest.mark.parametrize(("size", "parts"), [(PART_SIZE - 1, 0), (PART_SIZE, 1), (12 * MIB, 3)])
-def test_s3_uploads_larger_than_a_part_go_multipart(
-    moto_endpoint: str, s3_bucket: str, size: int, parts: int
-) -> None:
+def test_s3_uploads_larger_than_a_part_go_multipart(moto_endpoint: str, s3_bucket: str, size: int, parts: int) -> None:
     store = S3ObjectStore(s3_bucket, PREFIX, endpoint_url=moto_endpoint, region=REGION, part_size=PART_SIZE)
     key = new_object_key("designs")
     store.put(key, io.BytesIO(payload(size)), max_bytes=size)
@@ -519,4 +513,3 @@ def test_factory_refuses_an_unknown_scheme() -> None:
 def test_factory_refuses_a_file_url_with_a_remote_host() -> None:
     with pytest.raises(ValueError, match="remote host"):
         open_object_store(Settings(storage_url="file://fileserver/objects"))
-
