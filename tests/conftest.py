@@ -136,11 +136,18 @@ def make_lab(sessions):
     return make
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests that ask for the KMS endpoint by name count as KMS tests in the summary."""
+    for item in items:
+        if "kms_key_id" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kms)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """Say how many tests really ran on PostgreSQL and on the S3/KMS endpoint, so a skip cannot hide."""
     passed = terminalreporter.stats.get("passed", [])
     skipped = terminalreporter.stats.get("skipped", [])
-    for marker, label in (("postgres", "PostgreSQL"), ("s3", "S3 (moto server)")):
+    for marker, label in (("postgres", "PostgreSQL"), ("s3", "S3 (moto server)"), ("kms", "KMS (moto server)")):
         ran = sum(1 for report in passed if marker in report.keywords)
         not_ran = sum(1 for report in skipped if marker in report.keywords)
         terminalreporter.write_line(f"dentgate: {label} tests passed: {ran}, skipped: {not_ran}")

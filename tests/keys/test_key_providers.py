@@ -93,7 +93,7 @@ def _kms_backend(tmp_path: Path, endpoint: str, kms_key_id: str) -> Backend:
     )
 
 
-@pytest.fixture(params=["local", "kms"])
+@pytest.fixture(params=["local", pytest.param("kms", marks=pytest.mark.kms)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "local":
         return _local_backend(tmp_path)
