@@ -14,8 +14,6 @@ from gateway.problems import install_problem_handlers
 from gateway.routes import router as health_router
 from gateway.settings import Settings
 
-API_PREFIX = "/api/v1"
-
 
 def create_app(settings: Settings | None = None, backends: Backends | None = None) -> FastAPI:
     """Build the gateway app; `backends` may be passed in by tests, otherwise opened from `settings`."""

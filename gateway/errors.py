@@ -15,14 +15,6 @@ class DentGateError(Exception):
         self.detail = detail or self.title
 
 
-class NotReady(DentGateError):
-    """A backend the gateway depends on cannot be reached."""
-
-    code = "not-ready"
-    status = 503
-    title = "Service not ready"
-
-
 class CrossLabAccess(DentGateError):
     """A lab-scoped session was asked to write another lab's row."""
 

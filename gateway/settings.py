@@ -96,7 +96,3 @@ class Settings(BaseSettings):
     @property
     def effective_key_file(self) -> Path:
         return self.key_file or self.data_dir / "keys" / "gateway-key.json"
-
-    @property
-    def uses_embedded_database(self) -> bool:
-        return self.effective_database_url.startswith("sqlite")

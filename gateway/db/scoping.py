@@ -19,10 +19,6 @@ def bind_to_lab(session: Session, lab_id: uuid.UUID) -> Session:
     return session
 
 
-def session_lab(session: Session) -> uuid.UUID | None:
-    return session.info.get(LAB_KEY)
-
-
 def require_lab(session: Session, lab_id: uuid.UUID) -> None:
     """Raise CrossLabAccess when `session` is bound to a lab other than `lab_id`."""
     bound = session.info.get(LAB_KEY)

@@ -47,7 +47,6 @@ def test_postgresql_and_kms_are_selected_by_variables(monkeypatch):
     monkeypatch.setenv("DENTGATE_KEY_PROVIDER", "aws-kms:alias/dentgate")
     settings = Settings()
     assert settings.effective_database_url.startswith("postgresql+psycopg://")
-    assert not settings.uses_embedded_database
     assert settings.key_provider == "aws-kms:alias/dentgate"
 
 
