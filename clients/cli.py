@@ -19,8 +19,15 @@ def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
         given["config_file"] = config_file
     try:
         return Settings(**given)
-    except (ValidationError, ValueError) as error:
-        raise click.ClickException(f"invalid configuration: {error}") from error
+    except ValidationError as error:
+        # Name the setting and the rule, never the value: a database URL may carry a password.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'settings'}: {e['msg']}"
+            for e in error.errors(include_input=False, include_url=False)
+        )
+        raise click.ClickException(f"invalid configuration: {problems}") from None
+    except ValueError as error:
+        raise click.ClickException(f"invalid configuration: {error}") from None
 
 
 config_option = click.option(

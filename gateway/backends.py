@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from gateway.db.engine import create_db_engine, session_factory
+from gateway.db.scoping import GatewaySession
 from gateway.keys import KeyProvider
 from gateway.keys.factory import open_key_provider
 from gateway.settings import Settings
@@ -19,7 +20,7 @@ from gateway.storage.factory import open_object_store
 class Backends:
     settings: Settings
     engine: sa.Engine
-    sessions: sessionmaker[Session]
+    sessions: sessionmaker[GatewaySession]
     store: ObjectStore
     keys: KeyProvider
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from gateway.backends import Backends
-from gateway.db.engine import ping
+from gateway.db.engine import read_only_connection
 from gateway.db.migrate import current_revision, head_revision
 from gateway.errors import DentGateError
 
@@ -21,8 +23,7 @@ class Check:
 
 def check_database(backends: Backends) -> Check:
     try:
-        ping(backends.engine)
-        with backends.engine.connect() as connection:
+        with read_only_connection(backends.engine) as connection:
             revision = current_revision(connection)
     except sa.exc.SQLAlchemyError as error:
         reason = str(getattr(error, "orig", error) or error).strip().splitlines()[0]
@@ -51,5 +52,19 @@ def check_keys(backends: Backends) -> Check:
     return Check("keys", True, backends.keys.key_id)
 
 
+# Probes run here so a backend that stops answering costs a probe its deadline, not a request thread.
+_probes = ThreadPoolExecutor(max_workers=6, thread_name_prefix="dentgate-readiness")
+CHECK_DEADLINE_SECONDS = 5.0
+
+
 def readiness(backends: Backends) -> list[Check]:
-    return [check_database(backends), check_storage(backends), check_keys(backends)]
+    """Run every check at once; a check still running at the deadline counts as failed."""
+    probes = {"database": check_database, "storage": check_storage, "keys": check_keys}
+    futures = {name: _probes.submit(probe, backends) for name, probe in probes.items()}
+    checks = []
+    for name, future in futures.items():
+        try:
+            checks.append(future.result(timeout=CHECK_DEADLINE_SECONDS))
+        except FutureTimeout:
+            checks.append(Check(name, False, f"{name} did not answer within {CHECK_DEADLINE_SECONDS:g} s"))
+    return checks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,7 +18,13 @@ _HTTP_CODES = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized",
 
 
 def problem(
-    status: int, code: str, title: str, detail: str | None = None, instance: str | None = None, **extra: Any
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     """A problem details response; the request id rides along so a user can quote it."""
     body: dict[str, Any] = {"type": f"urn:dentgate:problem:{code}", "title": title, "status": status, "code": code}
@@ -29,7 +36,7 @@ def problem(
     if request is not None:
         body["request_id"] = request.request_id
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 async def _domain_error(request: Request, error: Exception) -> JSONResponse:
@@ -51,7 +58,8 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     code = _HTTP_CODES.get(error.status_code, "http-error")
-    return problem(error.status_code, code, code.replace("-", " ").capitalize(), str(error.detail), request.url.path)
+    title = code.replace("-", " ").capitalize()
+    return problem(error.status_code, code, title, str(error.detail), request.url.path, headers=error.headers)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

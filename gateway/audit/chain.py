@@ -160,7 +160,7 @@ def verify_events(
                 else f"sequence number {event.seq} out of order",
             )
         if event.prev_hash != running:
-            if event.prev_hash == before_running:
+            if before_running and event.prev_hash == before_running:
                 raise ChainBroken(event.seq - 1, "event inserted into the chain")
             raise ChainBroken(event.seq, "link to the previous event is broken")
         recomputed = event_hash(event)

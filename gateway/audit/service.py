@@ -174,6 +174,7 @@ def write_checkpoint(session: Session, lab_id: uuid.UUID, keys: KeyProvider) -> 
 
 
 def _signed_hashes(session: Session, lab_id: uuid.UUID, public_key: bytes) -> dict[int, str]:
+    """Every checkpoint of the lab by sequence number, each signature checked (RFC 8032)."""
     verifier = Ed25519PublicKey.from_public_bytes(public_key)
     hashes: dict[int, str] = {}
     for checkpoint in session.scalars(
@@ -188,10 +189,10 @@ def _signed_hashes(session: Session, lab_id: uuid.UUID, public_key: bytes) -> di
     return hashes
 
 
-def _stored_events(session: Session, lab_id: uuid.UUID) -> Iterator[tuple[ChainedEvent, str]]:
+def _stored_events(session: Session, lab_id: uuid.UUID, up_to: int) -> Iterator[tuple[ChainedEvent, str]]:
     rows = session.execute(
         sa.select(AuditEvent)
-        .where(AuditEvent.lab_id == lab_id)
+        .where(AuditEvent.lab_id == lab_id, AuditEvent.seq <= up_to)
         .order_by(AuditEvent.seq)
         .execution_options(yield_per=VERIFY_BATCH)
     ).scalars()
@@ -200,24 +201,39 @@ def _stored_events(session: Session, lab_id: uuid.UUID) -> Iterator[tuple[Chaine
         session.expunge(row)
 
 
+def _head(session: Session, lab_id: uuid.UUID) -> tuple[int, str]:
+    head = session.execute(
+        sa.select(AuditChainHead.last_seq, AuditChainHead.last_hash).where(AuditChainHead.lab_id == lab_id)
+    ).one_or_none()
+    if head is None:
+        raise UnknownAuditChain(f"lab {lab_id} has no audit chain")
+    return head.last_seq, head.last_hash
+
+
 def verify(session: Session, lab_id: uuid.UUID, public_key: bytes) -> VerifiedChain:
     """Recompute the lab's chain against its head and its signed checkpoints.
 
-    Returns the verified head, or raises ChainBroken naming the first bad sequence number.
+    Returns the verified head, or raises ChainBroken naming the first bad sequence number. Safe
+    while writers append (PostgreSQL READ COMMITTED): it verifies up to the head it first reads,
+    and checks the tail against a head read after everything else, which a legitimate append
+    always updates in the same transaction as its event.
     """
-    head = session.execute(sa.select(AuditChainHead).where(AuditChainHead.lab_id == lab_id)).scalar_one_or_none()
-    if head is None:
-        raise UnknownAuditChain(f"lab {lab_id} has no audit chain")
+    head_seq, head_hash = _head(session, lab_id)
     signed = _signed_hashes(session, lab_id, public_key)
-    verified = verify_events(lab_id, _stored_events(session, lab_id), signed)
-    beyond = [seq for seq in signed if seq > verified.head_seq]
+    verified = verify_events(
+        lab_id,
+        _stored_events(session, lab_id, head_seq),
+        {seq: digest for seq, digest in signed.items() if seq <= head_seq},
+    )
+    if verified.head_seq < head_seq:
+        raise ChainBroken(verified.head_seq + 1, f"events missing up to the chain head {head_seq}")
+    if verified.head_hash != head_hash:
+        raise ChainBroken(head_seq, "chain head does not match the last event")
+    last_stored = session.scalar(sa.select(sa.func.max(AuditEvent.seq)).where(AuditEvent.lab_id == lab_id)) or 0
+    final_seq, _ = _head(session, lab_id)
+    if last_stored > final_seq:
+        raise ChainBroken(final_seq + 1, "events stored beyond the chain head")
+    beyond = [seq for seq in signed if seq > final_seq]
     if beyond:
-        raise ChainBroken(verified.head_seq + 1, f"events up to the signed checkpoint {max(beyond)} are missing")
-    if head.last_seq > verified.head_seq:
-        raise ChainBroken(verified.head_seq + 1, f"events missing up to the chain head {head.last_seq}")
-    if head.last_seq != verified.head_seq or head.last_hash != verified.head_hash:
-        raise ChainBroken(
-            head.last_seq + 1 if head.last_seq < verified.head_seq else verified.head_seq,
-            "chain head does not match the last event",
-        )
+        raise ChainBroken(final_seq + 1, f"events up to the signed checkpoint {max(beyond)} are missing")
     return verified

@@ -83,6 +83,7 @@ def test_wrong_method_is_a_problem_with_a_stable_code(client):
     response = client.post("/healthz")
     assert response.status_code == 405
     assert response.json()["code"] == "method-not-allowed"
+    assert response.headers["allow"] == "GET"
 
 
 def test_every_response_carries_a_request_id(client):
@@ -114,3 +115,36 @@ def test_an_unhandled_error_is_a_problem_that_names_the_request(settings):
     assert body["code"] == "internal-error"
     assert "secret internals" not in response.text
     assert body["request_id"] == response.headers["x-request-id"]
+
+
+def test_readyz_answers_within_its_deadline_when_a_backend_hangs(client, monkeypatch):
+    import threading
+
+    from gateway import health
+
+    release = threading.Event()
+    monkeypatch.setattr(health, "CHECK_DEADLINE_SECONDS", 0.5)
+    monkeypatch.setattr(client.app.state.backends.store, "check_ready", lambda: release.wait(30))
+    try:
+        response = client.get("/readyz")
+    finally:
+        release.set()
+    assert response.status_code == 503
+    assert response.json()["checks"]["storage"] == {"ok": False, "detail": "storage did not answer within 0.5 s"}
+    assert response.json()["checks"]["database"]["ok"] is True
+
+
+def test_readyz_on_sqlite_does_not_wait_for_a_writer(tmp_path):
+    import time
+
+    import sqlalchemy as sa
+
+    settings = Settings(data_dir=tmp_path / "data")
+    backends = open_backends(settings)
+    migrate(backends.engine)
+    with TestClient(create_app(settings, backends)) as client, backends.engine.begin() as writer:
+        writer.execute(sa.text("SELECT 1"))  # holds SQLite's write lock (BEGIN IMMEDIATE)
+        started = time.monotonic()
+        response = client.get("/readyz")
+        assert response.status_code == 200
+        assert time.monotonic() - started < 2

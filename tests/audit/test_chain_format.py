@@ -142,3 +142,11 @@ def test_details_that_are_not_plain_json_are_refused():
 def test_unknown_category_is_refused():
     with pytest.raises(InvalidAuditEvent):
         event_hash(dataclasses.replace(build_chain(1)[0][0], category="misc"))
+
+
+def test_rewritten_first_event_is_named_as_sequence_one():
+    chain = build_chain(3)
+    first = dataclasses.replace(chain[0][0], prev_hash="")
+    with pytest.raises(ChainBroken) as broken:
+        verify_events(LAB, [(first, event_hash(first)), *chain[1:]])
+    assert broken.value.seq == 1

@@ -246,3 +246,58 @@ def test_concurrent_writers_never_fork_the_chain(sessions, make_lab, keys):
             ).all()
         )
         assert per_actor == {f"w{w}": per_writer for w in range(writers)}
+
+
+def test_verify_while_writers_append_reports_no_false_tampering(sessions, make_lab, keys):
+    lab = make_lab()
+    stop = threading.Event()
+
+    def append_until_stopped() -> None:
+        while not stop.is_set():
+            add_events(sessions, lab.id, 1)
+
+    writer = threading.Thread(target=append_until_stopped)
+    writer.start()
+    try:
+        for _ in range(40):
+            with sessions() as session:
+                verify(session, lab.id, keys.public_key())
+            with transaction(sessions) as session:
+                write_checkpoint(session, lab.id, keys)
+    finally:
+        stop.set()
+        writer.join()
+    with sessions() as session:
+        assert verify(session, lab.id, keys.public_key()).count > 1
+
+
+def test_event_appended_behind_the_heads_back_is_found(sessions, make_lab, keys):
+    lab = make_lab()
+    add_events(sessions, lab.id, 4)
+    with transaction(sessions) as session:
+        last = session.scalars(sa.select(AuditEvent).where(AuditEvent.lab_id == lab.id, AuditEvent.seq == 5)).one()
+        from gateway.audit.chain import event_hash
+        from gateway.audit.service import as_chained
+
+        forged = AuditEvent(
+            lab_id=lab.id, seq=6, occurred_at=last.occurred_at, actor_type="manager", actor_id="m",
+            category="operation", action="design.release", target=None, outcome="success", reason=None,
+            client_address=None, device_id=None, request_id=None, details={}, prev_hash=last.hash, hash="",
+        )  # fmt: skip
+        forged.hash = event_hash(as_chained(forged))
+        session.add(forged)
+    assert broken_seq(sessions, lab.id, keys.public_key()) == 6
+
+
+def test_tail_cut_with_the_head_rewound_is_found_by_a_checkpoint(sessions, make_lab, keys):
+    lab = make_lab()
+    add_events(sessions, lab.id, 8)
+    with transaction(sessions) as session:
+        write_checkpoint(session, lab.id, keys)
+    with transaction(sessions) as session:
+        kept = session.scalars(sa.select(AuditEvent).where(AuditEvent.lab_id == lab.id, AuditEvent.seq == 6)).one()
+        session.execute(sa.delete(AuditEvent).where(AuditEvent.lab_id == lab.id, AuditEvent.seq > 6))
+        session.execute(
+            sa.update(AuditChainHead).where(AuditChainHead.lab_id == lab.id).values(last_seq=6, last_hash=kept.hash)
+        )
+    assert broken_seq(sessions, lab.id, keys.public_key()) == 7

@@ -43,3 +43,25 @@ def test_lab_session_refuses_to_write_another_labs_event(sessions, make_lab):
         )
     with sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 2
+
+
+def test_lab_session_refuses_bulk_writes_that_bypass_scoping(sessions, make_lab):
+    lab_a, lab_b = make_lab(), make_lab()
+    with sessions() as session:
+        other = session.scalars(sa.select(AuditEvent).where(AuditEvent.lab_id == lab_b.id)).one()
+        row = {c.key: getattr(other, c.key) for c in sa.inspect(AuditEvent).column_attrs if c.key != "id"}
+    attempts = {
+        "update by primary key": lambda s: s.execute(sa.update(AuditEvent), [{"id": other.id, "reason": "x"}]),
+        "ORM insert": lambda s: s.execute(sa.insert(AuditEvent), [{**row, "seq": 2}]),
+        "bulk_save_objects": lambda s: s.bulk_save_objects([AuditEvent(**{**row, "seq": 3})]),
+        "bulk_insert_mappings": lambda s: s.bulk_insert_mappings(AuditEvent, [{**row, "seq": 4}]),
+        "bulk_update_mappings": lambda s: s.bulk_update_mappings(AuditEvent, [{"id": other.id, "reason": "x"}]),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(CrossLabAccess), transaction(sessions) as session:
+            bind_to_lab(session, lab_a.id)
+            attempt(session)
+            pytest.fail(f"{name} was allowed")
+    with sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 2
+        assert session.get(AuditEvent, other.id).reason is None

@@ -91,3 +91,11 @@ def test_every_command_has_help():
     for args in (["--help"], ["serve", "--help"], ["admin", "--help"], ["admin", "migrate", "--help"]):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_invalid_configuration_error_names_the_setting_but_not_its_value(monkeypatch, tmp_path):
+    monkeypatch.setenv("DENTGATE_DATABASE_URL", "mysql://gw:S3cretPw@db/dentgate")
+    result = CliRunner().invoke(main, ["admin", "migrate", "--data-dir", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "database_url" in result.output
+    assert "S3cretPw" not in result.output
