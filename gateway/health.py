@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -36,20 +37,20 @@ def check_database(backends: Backends) -> Check:
     return Check("database", True, f"{backends.engine.dialect.name} at schema {revision}")
 
 
-def check_storage(backends: Backends) -> Check:
+def _adapter_check(name: str, check_ready: Callable[[], object], describe: Callable[[], str]) -> Check:
     try:
-        backends.store.check_ready()
+        check_ready()
     except DentGateError as error:
-        return Check("storage", False, error.detail)
-    return Check("storage", True, backends.store.describe())
+        return Check(name, False, error.detail)
+    return Check(name, True, describe())
+
+
+def check_storage(backends: Backends) -> Check:
+    return _adapter_check("storage", backends.store.check_ready, backends.store.describe)
 
 
 def check_keys(backends: Backends) -> Check:
-    try:
-        backends.keys.check_ready()
-    except DentGateError as error:
-        return Check("keys", False, error.detail)
-    return Check("keys", True, backends.keys.key_id)
+    return _adapter_check("keys", backends.keys.check_ready, lambda: backends.keys.key_id)
 
 
 # Probes run here so a backend that stops answering costs a probe its deadline, not a request thread.
