@@ -76,5 +76,22 @@ def admin_migrate(config_file: Path | None, data_dir: Path | None) -> None:
     click.echo(f"database at revision {revision}: {engine.url.render_as_string(hide_password=True)}")
 
 
+def _register_commands() -> None:
+    from clients.commands import admin as admin_commands
+    from clients.commands import session, station, tech
+
+    main.add_command(session.activate)
+    main.add_command(session.login)
+    main.add_command(session.logout)
+    main.add_command(tech.tech)
+    main.add_command(station.station)
+    admin.add_command(admin_commands.init)
+    admin.add_command(admin_commands.user)
+    admin.add_command(admin_commands.device)
+    admin.add_command(admin_commands.station)
+
+
+_register_commands()
+
 if __name__ == "__main__":
     sys.exit(main())

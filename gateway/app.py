@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.backends import Backends, open_backends
+from gateway.identity.routes import router as identity_router
 from gateway.middleware import RequestContextMiddleware
 from gateway.problems import install_problem_handlers
 from gateway.routes import router as health_router
@@ -35,4 +36,5 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
+    app.include_router(identity_router)
     return app

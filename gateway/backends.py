@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
+from gateway.db.base import utcnow
 from gateway.db.engine import create_db_engine, session_factory
 from gateway.db.scoping import GatewaySession
 from gateway.keys import KeyProvider
@@ -23,6 +26,7 @@ class Backends:
     sessions: sessionmaker[GatewaySession]
     store: ObjectStore
     keys: KeyProvider
+    clock: Callable[[], datetime] = field(default=utcnow)
 
     def close(self) -> None:
         self.engine.dispose()
