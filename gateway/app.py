@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from gateway import __version__
 from gateway.backends import Backends, open_backends
 from gateway.identity.routes import router as identity_router
-from gateway.middleware import RequestContextMiddleware
+from gateway.middleware import JsonBodyLimitMiddleware, RequestContextMiddleware
 from gateway.problems import install_problem_handlers
 from gateway.routes import router as health_router
 from gateway.settings import Settings
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     )
     app.state.backends = backends
     install_problem_handlers(app)
+    app.add_middleware(JsonBodyLimitMiddleware, limit=settings.max_json_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     app.include_router(identity_router)

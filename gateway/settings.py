@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_json_body_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, description="largest JSON request body")
 
     database_url: str | None = Field(default=None, description="default: SQLite in the data directory")
     database_connect_timeout: int = Field(default=3, ge=1, description="seconds")

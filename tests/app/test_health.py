@@ -148,3 +148,18 @@ def test_readyz_on_sqlite_does_not_wait_for_a_writer(tmp_path):
         response = client.get("/readyz")
         assert response.status_code == 200
         assert time.monotonic() - started < 2
+
+
+def test_an_oversized_json_body_is_refused_before_it_is_read(client):
+    declared = client.post(
+        "/api/v1/auth/login", content=b"{}", headers={"content-type": "application/json", "content-length": "99999999"}
+    )
+    assert declared.status_code == 413
+    assert declared.json()["code"] == "body-too-large"
+
+    def chunks():
+        for _ in range(5):
+            yield b" " * (1024 * 1024)
+
+    streamed = client.post("/api/v1/auth/login", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
