@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -15,6 +15,7 @@ from clients.identities import create_device_identity, load_device_identity
 from clients.keystore import KeyNotFound, KeyStore, open_key_store
 
 HOME_VARIABLE = "DENTGATE_HOME"
+SESSION_KEY_NAME = "session"
 PASSPHRASE_VARIABLE = "DENTGATE_KEY_PASSPHRASE"  # noqa: S105 (a variable name)
 
 
@@ -51,14 +52,23 @@ class Login:
     role: str
     scope: str
     uses_device_key: bool
-    session_key: str | None = field(default=None, repr=False)  # base64 seed of a per-login key (no device key)
 
     def client(self, home: Path) -> GatewayClient:
-        if self.uses_device_key:
-            key = device_key(home)
-        else:
-            key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(self.session_key or ""))
+        key = device_key(home) if self.uses_device_key else session_key(home)
         return GatewayClient(self.gateway, key, self.token)
+
+
+def session_key(home: Path) -> Ed25519PrivateKey:
+    """The key the current (non-device) login is bound to, kept in the key store, not beside the token."""
+    return Ed25519PrivateKey.from_private_bytes(key_store(home).load(SESSION_KEY_NAME))
+
+
+def keep_session_key(home: Path, key: Ed25519PrivateKey) -> None:
+    """Store a new login's key, replacing the previous login's."""
+    store = key_store(home)
+    with contextlib.suppress(KeyNotFound):
+        store.delete(SESSION_KEY_NAME)
+    store.save(SESSION_KEY_NAME, key.private_bytes_raw())
 
 
 def session_file(home: Path) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    public_url: str | None = Field(
+        default=None,
+        description="the gateway's URL as clients reach it; key proofs must name it (required in production)",
+    )
     max_json_body_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, description="largest JSON request body")
 
     database_url: str | None = Field(default=None, description="default: SQLite in the data directory")
@@ -46,6 +50,14 @@ class Settings(BaseSettings):
     key_file: Path | None = Field(default=None, description="default: <data_dir>/keys/gateway-key.json")
     kms_endpoint_url: str | None = None
     kms_region: str | None = None
+
+    @model_validator(mode="after")
+    def _production_needs_public_url(self) -> Settings:
+        if self.environment == "production" and not self.public_url:
+            raise ValueError("set DENTGATE_PUBLIC_URL in production: key proofs are checked against it")
+        if self.public_url and urlsplit(self.public_url).scheme not in ("http", "https"):
+            raise ValueError("public_url must be an http(s) URL")
+        return self
 
     @field_validator("key_provider")
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clients.api import GatewayClient
 from clients.commands.common import emit, handles_errors, json_option, logged_in, password_stdin_option, read_password
-from clients.profile import Login, client_home, device_key, forget_login, save_login
+from clients.profile import Login, client_home, device_key, forget_login, keep_session_key, save_login
 
 gateway_option = click.option("--gateway", required=True, help="Gateway URL, e.g. https://gateway.example-lab.jp")
 lab_option = click.option("--lab", required=True, help="The lab's name as registered on the gateway.")
@@ -92,21 +91,15 @@ def login(
     password = read_password(password_stdin)
     if not totp and not recovery_code:
         totp = click.prompt("Code from the authenticator app")
-    session_key: str | None = None
-    if device:
-        key = device_key(home, create=True)
-    else:
-        key = Ed25519PrivateKey.generate()
-        session_key = base64.b64encode(key.private_bytes_raw()).decode()
+    key = device_key(home, create=True) if device else Ed25519PrivateKey.generate()
     body: dict[str, Any] = {"lab": lab, "username": username, "password": password}
     body.update({"totp": totp} if totp else {"recovery_code": recovery_code})
     if device:
         body["posture"] = current_posture(posture_file)
     result = GatewayClient(gateway, key).post("/api/v1/auth/login", body, authenticated=False)
-    save_login(
-        home,
-        Login(gateway, lab, username, result["token"], result["role"], result["scope"], device, session_key),
-    )
+    if not device:
+        keep_session_key(home, key)
+    save_login(home, Login(gateway, lab, username, result["token"], result["role"], result["scope"], device))
     shown = {k: result[k] for k in ("role", "scope", "expires_at", "device_id")}
     emit(
         shown,

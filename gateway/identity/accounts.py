@@ -136,9 +136,15 @@ def totp_secret(account: Account, keys: KeyProvider) -> str:
     return open_field(keys, account.totp_secret_sealed, _totp_context(account)).decode()
 
 
-def accept_totp(session: Session, account: Account, code: str, keys: KeyProvider, now: datetime) -> None:
-    """Accept `code` once: the step is claimed with a conditional UPDATE, so replicas cannot both accept it."""
+def accept_totp(session: Session, account: Account, code: str, keys: KeyProvider, now: datetime) -> int:
+    """Accept `code` once and return its time step (claimed with a conditional UPDATE, so replicas cannot both)."""
     step = totp.matching_step(totp_secret(account, keys), code, now, account.totp_last_step)
+    claim_totp_step(session, account, step)
+    return step
+
+
+def claim_totp_step(session: Session, account: Account, step: int) -> None:
+    """Mark `step` as used unless it or a later one already was; ReplayedCode then."""
     claimed = session.execute(
         sa.update(Account)
         .where(
@@ -250,6 +256,7 @@ def reset_account(session: Session, actor: Account, account: Account, policy: Id
     """Start the account over: new activation secret, password change forced, authenticator re-enrolled."""
     secret = new_code()
     account.status = "pending"
+    account.password_hash = None  # activation must set a new password (strength and history checked)
     account.must_change_password = True
     account.totp_confirmed = False
     account.activation_secret_hash = code_hash(secret)

@@ -15,11 +15,14 @@ from gateway.deps import BackendsDep
 from gateway.errors import DentGateError
 from gateway.identity.errors import Forbidden, NotAuthenticated
 from gateway.identity.proofs import VerifiedProof, verify_proof
-from gateway.identity.sessions import Principal, check_session, claim_proof, find_session
+from gateway.identity.sessions import Principal, check_session, claim_proof, find_session, principal_event
 from gateway.policy import default_policy
 
 
-def request_url(request: Request) -> str:
+def request_url(request: Request, public_url: str | None) -> str:
+    """The URL a key proof must name: the configured public origin plus the path, never the caller's Host."""
+    if public_url:
+        return public_url.rstrip("/") + request.url.path
     return str(request.url.replace(query="", fragment=""))
 
 
@@ -31,7 +34,7 @@ def key_proof(request: Request, backends: BackendsDep) -> VerifiedProof:
     return verify_proof(
         proof,
         request.method,
-        request_url(request),
+        request_url(request, backends.settings.public_url),
         now=backends.clock(),
         max_age_seconds=default_policy().identity.proof_max_age_seconds,
     )
@@ -57,7 +60,7 @@ def authenticate(request: Request, backends: BackendsDep) -> Principal:
             verified = verify_proof(
                 proof,
                 request.method,
-                request_url(request),
+                request_url(request, backends.settings.public_url),
                 now=now,
                 max_age_seconds=policy.proof_max_age_seconds,
                 access_token=token.strip(),
@@ -102,17 +105,25 @@ def lab_session(principal: CurrentPrincipal, backends: BackendsDep) -> Iterator[
 LabSession = Annotated[Session, Depends(lab_session, scope="function")]
 
 
-def requires(*roles: str, scopes: tuple[str, ...] = ("full",)) -> Callable[[Principal], Principal]:
-    """A dependency admitting callers with one of `roles` whose session has one of `scopes`."""
+def requires(*roles: str, scopes: tuple[str, ...] = ("full",)) -> Callable[..., Principal]:
+    """A dependency admitting callers with one of `roles` whose session has one of `scopes`; refusals are audited."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    def check(principal: CurrentPrincipal, request: Request, backends: BackendsDep) -> Principal:
+        refusal = None
         if principal.role not in roles:
-            raise Forbidden(f"this needs the {' or '.join(roles)} role")
-        if principal.scope not in scopes:
-            raise Forbidden(
+            refusal = Forbidden(f"this needs the {' or '.join(roles)} role")
+        elif principal.scope not in scopes:
+            refusal = Forbidden(
                 "this session may only enrol a device; ask your manager to verify your identity and approve the device"
             )
-        return principal
+        if refusal is None:
+            return principal
+        with transaction(backends.sessions) as session:
+            principal_event(
+                session, principal, "request.forbidden", outcome="denied", reason=refusal.detail,
+                method=request.method, path=request.url.path,
+            )  # fmt: skip
+        raise refusal
 
     return check
 

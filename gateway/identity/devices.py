@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.audit.service import AuditEntry, record
@@ -81,8 +82,11 @@ def enrol_device(
         status="pending",
         created_at=now,
     )
-    session.add(device)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(device)
+    except IntegrityError as error:  # the key is enrolled in another lab, which this session cannot see
+        raise Conflict("this key is already enrolled as a device") from error
     failures = record_posture(session, device, posture, policy, now)
     device_event(session, device, "device.enrol", principal, key=proof.thumbprint, compliant=not failures)
     return device, failures

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.service import AuditEntry, record
 from gateway.db.engine import transaction
+from gateway.db.upsert import insert_or_update
 from gateway.errors import DentGateError
 from gateway.identity import accounts, passwords
 from gateway.identity.devices import record_posture
@@ -21,6 +22,8 @@ from gateway.identity.proofs import VerifiedProof
 from gateway.identity.sessions import claim_proof, issue_session
 from gateway.keys import KeyProvider
 from gateway.policy import SecurityPolicy
+
+WRONG = "the username, password or code is not correct"
 
 
 @dataclass(frozen=True)
@@ -46,21 +49,30 @@ class LoginResult:
     account_id: uuid.UUID
 
 
-class _Refused(Exception):
-    """Internal: why a login failed, with what the failure bookkeeping needs."""
+@dataclass
+class _Attempted:
+    """What a login got to before it failed: the bookkeeping after a refusal needs it."""
 
-    def __init__(self, error: DentGateError, account_id: uuid.UUID | None, credential_failure: bool = True) -> None:
+    lab_id: uuid.UUID | None = None
+    account_id: uuid.UUID | None = None
+    counts_against_account: bool = True
+    counts_against_address: bool = True
+    spent_step: int | None = None  # a TOTP step that was accepted: spent even though the login failed
+    spent_recovery_code: bool = False
+    posture: tuple[uuid.UUID, PostureReport] | None = None
+
+
+class _Refused(Exception):
+    def __init__(self, error: DentGateError, attempted: _Attempted) -> None:
         super().__init__(error.detail)
         self.error = error
-        self.account_id = account_id
-        self.credential_failure = credential_failure
-        self.posture: tuple[uuid.UUID, PostureReport] | None = None
+        self.attempted = attempted
 
 
 def login(
     sessions: sessionmaker, keys: KeyProvider, policy: SecurityPolicy, attempt: LoginAttempt, now: datetime
 ) -> LoginResult:
-    """Log in, or record the failure (counters, lockout, audit) in its own transaction and raise."""
+    """Log in, or record the failure (counters, lockout, spent codes, audit) in its own transaction and raise."""
     try:
         with transaction(sessions) as session:
             return _login(session, keys, policy, attempt, now)
@@ -82,36 +94,43 @@ def _throttled_address(session: Session, address: str | None, policy: SecurityPo
     )
 
 
-def _login(session: Session, keys: KeyProvider, policy: SecurityPolicy, attempt: LoginAttempt, now: datetime):
+def _login(
+    session: Session, keys: KeyProvider, policy: SecurityPolicy, attempt: LoginAttempt, now: datetime
+) -> LoginResult:
+    attempted = _Attempted(lab_id=session.scalar(sa.select(Lab.id).where(Lab.name == attempt.lab)))
     account = session.scalar(
-        sa.select(Account)
-        .join(Lab, Lab.id == Account.lab_id)
-        .where(Lab.name == attempt.lab, Account.username == attempt.username.strip().lower())
+        sa.select(Account).where(
+            Account.lab_id == attempted.lab_id, Account.username == attempt.username.strip().lower()
+        )
     )
-    account_id = account.id if account else None
+    attempted.account_id = account.id if account else None
     if _throttled_address(session, attempt.client_address, policy, now):
-        raise _Refused(LoginThrottled("too many failed logins from this address; try again later"), account_id)
+        attempted.counts_against_account = False
+        raise _Refused(LoginThrottled("too many failed logins from this address; try again later"), attempted)
+    locked = account is not None and account.locked_until is not None and account.locked_until > now
     try:
+        # Checked even when locked, so the answer for a locked account takes the same time either way.
         passwords.verify_password(account.password_hash if account else None, attempt.password)
     except passwords.WrongPassword as error:
-        raise _Refused(error, account_id) from None
+        attempted.counts_against_account = not locked
+        answer = LoginThrottled("the account is locked after repeated failures; try later") if locked else error
+        raise _Refused(answer, attempted) from None
     assert account is not None
-    if account.locked_until is not None and account.locked_until > now:
-        raise _Refused(LoginThrottled("the account is locked after repeated failures; try later"), account_id, False)
+    if locked:
+        attempted.counts_against_account = False
+        raise _Refused(LoginThrottled("the account is locked after repeated failures; try later"), attempted)
     if account.status != "active":
-        raise _Refused(passwords.WrongPassword("the username, password or code is not correct"), account_id)
+        raise _Refused(passwords.WrongPassword(WRONG), attempted)
     try:
         if attempt.totp:
-            accounts.accept_totp(session, account, attempt.totp, keys, now)
-        elif attempt.recovery_code:
-            accounts.use_recovery_code(session, account, attempt.recovery_code, now)
-            _auth_event(session, account, "recovery-code.use", "success", None, attempt)
+            attempted.spent_step = accounts.accept_totp(session, account, attempt.totp, keys, now)
         else:
-            raise passwords.WrongPassword("a TOTP code or a recovery code is required")
+            accounts.use_recovery_code(session, account, attempt.recovery_code or "", now)
+            attempted.spent_recovery_code = True
         claim_proof(session, attempt.proof, policy.identity)
     except DentGateError as error:
-        raise _Refused(error, account.id) from None
-    device, scope = _device_and_scope(session, account, attempt, policy, now)
+        raise _Refused(error, attempted) from None
+    device, scope = _device_and_scope(session, account, attempt, policy, now, attempted)
     if account.password_hash and passwords.needs_rehash(account.password_hash):
         account.password_hash = passwords.hash_password(attempt.password)
     account.failed_logins = 0
@@ -126,14 +145,21 @@ def _login(session: Session, keys: KeyProvider, policy: SecurityPolicy, attempt:
         account=account,
         device=device,
     )
-    _auth_event(session, account, "login", "success", None, attempt, device, scope=scope)
+    if attempted.spent_recovery_code:
+        _auth_event(session, account.lab_id, account, "recovery-code.use", "success", None, attempt)
+    _auth_event(session, account.lab_id, account, "login", "success", None, attempt, device, scope=scope)
     return LoginResult(
         token, scope, account.role, row.expires_at, device.id if device else None, account.lab_id, account.id
     )
 
 
 def _device_and_scope(
-    session: Session, account: Account, attempt: LoginAttempt, policy: SecurityPolicy, now: datetime
+    session: Session,
+    account: Account,
+    attempt: LoginAttempt,
+    policy: SecurityPolicy,
+    now: datetime,
+    attempted: _Attempted,
 ) -> tuple[Device | None, str]:
     """Technicians work only from an approved device with a compliant posture; otherwise they may only enrol."""
     if account.role != "technician":
@@ -142,22 +168,22 @@ def _device_and_scope(
         sa.select(Device).where(Device.account_id == account.id, Device.thumbprint == attempt.proof.thumbprint)
     )
     if device is None or device.status != "active" or not account.identity_verified:
-        return device, "enrol"
+        return None, "enrol"
+    attempted.counts_against_account = attempted.counts_against_address = False
     if attempt.posture is None:
-        raise _Refused(
-            PostureRefused([{"rule": "posture-missing", "message": "no posture report was sent"}]), account.id, False
-        )
+        missing = [{"rule": "posture-missing", "message": "no posture report was sent", "requirement": "G7"}]
+        raise _Refused(PostureRefused(missing), attempted)
     failures = record_posture(session, device, attempt.posture, policy.posture, now)
     if failures:
-        refused = _Refused(PostureRefused(failures), account.id, False)
-        refused.posture = (device.id, attempt.posture)
-        raise refused
+        attempted.posture = (device.id, attempt.posture)
+        raise _Refused(PostureRefused(failures), attempted)
     return device, "full"
 
 
 def _auth_event(
     session: Session,
-    account: Account,
+    lab_id: uuid.UUID,
+    account: Account | None,
     action: str,
     outcome: str,
     reason: str | None,
@@ -168,50 +194,97 @@ def _auth_event(
     record(
         session,
         AuditEntry(
-            lab_id=account.lab_id,
+            lab_id=lab_id,
             category="auth",
             action=action,
-            actor_type=account.role,
-            actor_id=str(account.id),
+            actor_type=account.role if account else "unknown",
+            actor_id=str(account.id) if account else None,
             outcome=outcome,  # type: ignore[arg-type]
             reason=reason,
-            target=f"account:{account.id}",
+            target=f"account:{account.id}" if account else None,
             device_id=str(device.id) if device else None,
             client_address=attempt.client_address,
-            details={"username": account.username, "key": attempt.proof.thumbprint, **details},
+            details={"username": attempt.username.strip().lower()[:64], "key": attempt.proof.thumbprint, **details},
         ),
+    )
+
+
+def _count_address_failure(session: Session, address: str, policy: SecurityPolicy, now: datetime) -> None:
+    """One more failure from `address`, atomically (an upsert), restarting the window when it has passed."""
+    window_start = now - timedelta(minutes=policy.identity.address_window_minutes)
+    expired = AddressFailures.window_started_at < window_start
+    insert_or_update(
+        session,
+        AddressFailures,
+        {"address": address, "window_started_at": now, "failures": 1},
+        key=["address"],
+        update={
+            "failures": sa.case((expired, 1), else_=AddressFailures.failures + 1),
+            "window_started_at": sa.case((expired, now), else_=AddressFailures.window_started_at),
+        },
     )
 
 
 def _record_refusal(
     session: Session, policy: SecurityPolicy, attempt: LoginAttempt, refused: _Refused, now: datetime
 ) -> None:
-    if attempt.client_address is not None and refused.credential_failure:
-        row = session.get(AddressFailures, attempt.client_address)
-        window = timedelta(minutes=policy.identity.address_window_minutes)
-        if row is None:
-            session.add(AddressFailures(address=attempt.client_address, window_started_at=now, failures=1))
-        elif now - row.window_started_at >= window:
-            row.window_started_at, row.failures = now, 1
-        else:
-            row.failures += 1
-    account = session.get(Account, refused.account_id) if refused.account_id else None
-    if account is None:
-        return
+    attempted = refused.attempted
+    if attempt.client_address is not None and attempted.counts_against_address:
+        _count_address_failure(session, attempt.client_address, policy, now)
+    if attempted.lab_id is None:
+        return  # no lab of that name: there is no chain to record in
+    account = session.get(Account, attempted.account_id) if attempted.account_id else None
     device = None
-    if refused.posture is not None:
-        device = session.get(Device, refused.posture[0])
-        record_posture(session, device, refused.posture[1], policy.posture, now)
-    outcome = "denied" if isinstance(refused.error, PostureRefused) else "failure"
-    _auth_event(session, account, "login", outcome, f"{refused.error.code}: {refused.error.detail}", attempt, device)
-    if not refused.credential_failure:
-        return
-    account.failed_logins += 1
-    if account.failed_logins >= policy.identity.lockout_threshold and not (
-        account.locked_until and account.locked_until > now
-    ):
-        account.locked_until = now + timedelta(minutes=policy.identity.lockout_minutes)
+    if account is not None:
+        _spend_again(session, account, attempted, attempt, now)
+        if attempted.posture is not None:
+            device = session.get(Device, attempted.posture[0])
+            record_posture(session, device, attempted.posture[1], policy.posture, now)
+    outcome = "denied" if isinstance(refused.error, PostureRefused | LoginThrottled) else "failure"
+    reason = f"{refused.error.code}: {refused.error.detail}"
+    _auth_event(session, attempted.lab_id, account, "login", outcome, reason, attempt, device)
+    if account is not None and attempted.counts_against_account:
+        _count_account_failure(session, account, policy, attempt, now)
+
+
+def _spend_again(
+    session: Session, account: Account, attempted: _Attempted, attempt: LoginAttempt, now: datetime
+) -> None:
+    """A second factor accepted before the refusal stays spent (the refused transaction was rolled back)."""
+    if attempted.spent_step is not None:
+        try:
+            accounts.claim_totp_step(session, account, attempted.spent_step)
+        except DentGateError:
+            return  # a later step was accepted meanwhile: this one is spent anyway
+    if attempted.spent_recovery_code:
+        accounts.use_recovery_code(session, account, attempt.recovery_code or "", now)
+        _auth_event(session, account.lab_id, account, "recovery-code.use", "success", "login refused", attempt)
+
+
+def _count_account_failure(
+    session: Session, account: Account, policy: SecurityPolicy, attempt: LoginAttempt, now: datetime
+) -> None:
+    """Count the failure with an atomic UPDATE and lock the account once the threshold is reached (G6)."""
+    session.execute(
+        sa.update(Account)
+        .where(Account.id == account.id)
+        .values(failed_logins=Account.failed_logins + 1)
+        .execution_options(synchronize_session=False)
+    )
+    until = now + timedelta(minutes=policy.identity.lockout_minutes)
+    locked = session.execute(
+        sa.update(Account)
+        .where(
+            Account.id == account.id,
+            Account.failed_logins >= policy.identity.lockout_threshold,
+            sa.or_(Account.locked_until.is_(None), Account.locked_until <= now),
+        )
+        .values(locked_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    if locked.rowcount == 1:
+        session.refresh(account)
         _auth_event(
-            session, account, "account.lockout", "success", f"{account.failed_logins} failed logins", attempt,
-            until=account.locked_until.isoformat(),
+            session, account.lab_id, account, "account.lockout", "success",
+            f"{account.failed_logins} failed logins", attempt, until=until.isoformat(),
         )  # fmt: skip

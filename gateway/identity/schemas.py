@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.identity.posture import PostureReport
 
@@ -45,6 +45,12 @@ class LoginIn(_In):
     totp: str | None = Field(default=None, max_length=12)
     recovery_code: str | None = Field(default=None, max_length=32)
     posture: PostureReport | None = None
+
+    @model_validator(mode="after")
+    def _one_second_factor(self) -> LoginIn:
+        if bool(self.totp) == bool(self.recovery_code):
+            raise ValueError("give either a TOTP code or a recovery code")
+        return self
 
 
 class SessionOut(BaseModel):

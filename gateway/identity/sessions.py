@@ -152,7 +152,14 @@ def end_sessions(session: Session, reason: str, now: datetime, **owner: uuid.UUI
     return result.rowcount
 
 
-def principal_event(session: Session, principal: Principal, action: str, **details: object) -> None:
+def principal_event(
+    session: Session,
+    principal: Principal,
+    action: str,
+    outcome: str = "success",
+    reason: str | None = None,
+    **details: object,
+) -> None:
     """Record an authentication event of the calling principal in its lab's chain."""
     record(
         session,
@@ -162,6 +169,8 @@ def principal_event(session: Session, principal: Principal, action: str, **detai
             action=action,
             actor_type=principal.role,
             actor_id=principal.actor_id,
+            outcome=outcome,  # type: ignore[arg-type]
+            reason=reason,
             target=f"session:{principal.session_id}",
             device_id=str(principal.device_id) if principal.device_id else None,
             details=dict(details),

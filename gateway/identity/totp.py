@@ -57,7 +57,7 @@ def matching_step(secret: str, code: str, now: datetime, last_step: int | None) 
     """
     code = code.strip().replace(" ", "")
     if not _CODE.fullmatch(code):
-        raise InvalidTOTP("a code is six digits")
+        raise InvalidTOTP("the username, password or code is not correct")
     totp = pyotp.TOTP(secret)
     now_step = current_step(now)
 

@@ -61,7 +61,7 @@ def test_lab_bootstrap_to_device_login_and_revocation(tmp_path, database_url):
         server = Cli(tmp_path / "server-home", tmp_path, DENTGATE_DATABASE_URL=database_url)
         secret = server.json("admin", "init", "--lab", lab, "--manager", "boss")["activation_secret"]
 
-        manager = Cli(tmp_path / "manager", tmp_path)
+        manager = Cli(tmp_path / "manager", tmp_path, DENTGATE_KEY_PASSPHRASE="manager's own passphrase")
         manager_totp, _ = activate(manager, gateway, lab, "boss", secret)
         login = ["login", "--gateway", gateway, "--lab", lab, "--password-stdin"]
         assert (
@@ -94,6 +94,7 @@ def test_lab_bootstrap_to_device_login_and_revocation(tmp_path, database_url):
         assert "totp-replayed" in replay.stderr
 
         session = json.loads((tmp_path / "technician" / "session.json").read_text())
+        assert set(session) == {"gateway", "lab", "username", "token", "role", "scope", "uses_device_key"}
         stolen = httpx.get(f"{gateway}/api/v1/me", headers={"Authorization": f"DPoP {session['token']}"})
         assert stolen.status_code == 401
 
