@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import errno
 import hashlib
 import hmac
 import os
 import re
-import secrets
 import stat
 from pathlib import Path
 from typing import Protocol
@@ -35,7 +33,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from gateway.files import fsync_directory
+from gateway.files import create_new_private_file, fsync_directory
 
 __all__ = [
     "DEFAULT_SERVICE",
@@ -268,10 +266,6 @@ _MAX_FILE_BYTES = 64 * 1024
 _CHECK_LABEL = b"dentgate-keystore-v1 passphrase check"
 _AAD_LABEL = b"dentgate-keystore-v1\x00"
 _FILE_SUFFIX = ".key"
-# Errors of os.link meaning "this file system has no hard links", not "the name is taken".
-_NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.ENOSYS, errno.EMLINK} | {
-    getattr(errno, code) for code in ("ENOTSUP", "EOPNOTSUPP") if hasattr(errno, code)
-}
 
 
 def _derive_keys(passphrase: bytes, salt: bytes) -> tuple[bytes, bytes]:
@@ -358,7 +352,7 @@ class PassphraseFileStore:
             raise KeyAlreadyExists(f"key {name!r} already exists ({path})")
         content = seal_secret(self._passphrase, name, secret)
         try:
-            created = _create_file_atomically(path, content)
+            created = create_new_private_file(path, content)
         except OSError as error:
             raise KeyStoreError(
                 f"key file {path} cannot be written: {error.strerror or type(error).__name__}"
@@ -442,47 +436,6 @@ def _read_private_file(path: Path, name: str) -> bytes:
     if len(content) > _MAX_FILE_BYTES:
         raise KeyStoreCorrupt(f"key file {path} is too large to be a key file")
     return content
-
-
-def _create_file_atomically(path: Path, content: bytes) -> bool:
-    """Write `content` to an exclusive 0600 temp file beside `path`, fsync it, then move it into place.
-
-    The move is a hard link, which fails rather than replace an existing file; where the file system has no
-    hard links it falls back to os.replace after an existence check. False if `path` already existed.
-    """
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    flags = (
-        os.O_CREAT
-        | os.O_EXCL
-        | os.O_WRONLY
-        | getattr(os, "O_NOFOLLOW", 0)
-        | getattr(os, "O_CLOEXEC", 0)
-        | getattr(os, "O_BINARY", 0)
-    )
-    descriptor = os.open(temp, flags, 0o600)
-    try:
-        try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(descriptor, view) :]
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return False
-        except OSError as error:
-            if error.errno not in _NO_HARD_LINKS and not _ON_WINDOWS:
-                raise
-            if path.exists() or path.is_symlink():
-                return False
-            os.replace(temp, path)
-        return True
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-        fsync_directory(path.parent)
 
 
 # --- choosing a store -----------------------------------------------------------------------

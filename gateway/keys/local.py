@@ -10,7 +10,6 @@ import binascii
 import hashlib
 import json
 import os
-import secrets
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.files import fsync_directory
+from gateway.files import create_new_private_file
 from gateway.keys import DataKey, KeyProviderError, UnwrapFailed
 
 KEY_FILE_VERSION = 1
@@ -40,33 +39,10 @@ def create_private_file(path: Path, content: bytes) -> bool:
     never exists half-written and a concurrent creator's file is never overwritten.
     """
     try:
-        return _link_new_file(path, content)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return create_new_private_file(path, content)
     except OSError as error:
         raise KeyProviderError(f"key file {path} cannot be created: {error.strerror or error}") from error
-
-
-def _link_new_file(path: Path, content: bytes) -> bool:
-    """Write `content` to an exclusive 0600 temp file beside `path`, then hard-link it into place."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    descriptor = os.open(temp, flags, 0o600)
-    try:
-        try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(descriptor, view) :]
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        temp.unlink(missing_ok=True)
-        fsync_directory(path.parent)
 
 
 def read_private_file(path: Path) -> bytes:

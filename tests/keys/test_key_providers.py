@@ -363,7 +363,7 @@ def test_local_provider_uses_key_file_created_by_someone_else(tmp_path: Path) ->
     assert copy.read_bytes() == original.read_bytes()
 
 
-def test_local_provider_reports_filesystem_without_hard_links_as_provider_error(
+def test_local_provider_creates_its_key_file_on_a_filesystem_without_hard_links(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def no_hard_links(source: object, target: object) -> None:
@@ -371,9 +371,10 @@ def test_local_provider_reports_filesystem_without_hard_links_as_provider_error(
 
     monkeypatch.setattr(os, "link", no_hard_links)
 
-    with pytest.raises(KeyProviderError, match="cannot be created"):
-        LocalKeyProvider.open(tmp_path / "keys" / "key.json")
-    assert os.listdir(tmp_path / "keys") == []
+    provider = LocalKeyProvider.open(tmp_path / "keys" / "key.json")
+    assert os.listdir(tmp_path / "keys") == ["key.json"]
+    assert (tmp_path / "keys" / "key.json").stat().st_mode & 0o777 == 0o600
+    assert LocalKeyProvider.open(tmp_path / "keys" / "key.json").public_key() == provider.public_key()
 
 
 def test_local_provider_refuses_key_path_under_a_regular_file(tmp_path: Path) -> None:
