@@ -14,6 +14,7 @@ from gateway.middleware import JsonBodyLimitMiddleware, RequestContextMiddleware
 from gateway.problems import install_problem_handlers
 from gateway.routes import router as health_router
 from gateway.settings import Settings
+from gateway.transfer.routes import router as transfer_router
 
 
 def create_app(settings: Settings | None = None, backends: Backends | None = None) -> FastAPI:
@@ -38,4 +39,5 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     app.include_router(identity_router)
+    app.include_router(transfer_router)
     return app

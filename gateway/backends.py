@@ -17,6 +17,7 @@ from gateway.keys.factory import open_key_provider
 from gateway.settings import Settings
 from gateway.storage import ObjectStore
 from gateway.storage.factory import open_object_store
+from gateway.storage.staging import StagingArea, open_staging_area
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Backends:
     engine: sa.Engine
     sessions: sessionmaker[GatewaySession]
     store: ObjectStore
+    staging: StagingArea
     keys: KeyProvider
     clock: Callable[[], datetime] = field(default=utcnow)
 
@@ -41,5 +43,6 @@ def open_backends(settings: Settings) -> Backends:
         engine=engine,
         sessions=session_factory(engine),
         store=open_object_store(settings),
+        staging=open_staging_area(settings),
         keys=open_key_provider(settings),
     )

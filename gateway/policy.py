@@ -41,10 +41,17 @@ class PosturePolicy(_Strict):
     forbidden_cloud_sync: tuple[str, ...] = ()
 
 
+class TransferPolicy(_Strict):
+    max_design_bytes: int = Field(ge=1024)
+    max_chunk_bytes: int = Field(ge=64 * 1024)
+    upload_expiry_hours: int = Field(ge=1)
+
+
 class SecurityPolicy(_Strict):
     version: str
     identity: IdentityPolicy
     posture: PosturePolicy
+    transfer: TransferPolicy
 
 
 def parse_policy(text: str) -> SecurityPolicy:

@@ -3,7 +3,8 @@
 from gateway.audit import models as audit_models
 from gateway.db.base import Base
 from gateway.identity import models as identity_models
+from gateway.transfer import models as transfer_models
 
 metadata = Base.metadata
 
-__all__ = ["audit_models", "identity_models", "metadata"]
+__all__ = ["audit_models", "identity_models", "metadata", "transfer_models"]

@@ -16,6 +16,12 @@ class LabNameTaken(DentGateError):
     title = "A lab with this name exists"
 
 
+class InvalidArchiveKey(DentGateError):
+    code = "invalid-archive-key"
+    status = 422
+    title = "Not an age recipient"
+
+
 def create_lab(session: Session, name: str, actor_type: str = "operator", actor_id: str | None = None) -> Lab:
     """Create a lab with an empty audit chain whose first event records the creation."""
     name = name.strip()
@@ -40,3 +46,24 @@ def create_lab(session: Session, name: str, actor_type: str = "operator", actor_
         ),
     )
     return lab
+
+
+def set_archive_recipient(session: Session, lab: Lab, recipient: str, actor_type: str, actor_id: str) -> None:
+    """Register the lab's archive key (its public age recipient); the private half stays offline with the manager."""
+    recipient = recipient.strip()
+    if not recipient.startswith("age1") or len(recipient) > 100 or recipient.lower() != recipient:
+        raise InvalidArchiveKey("the archive key must be an age X25519 recipient (age1…)")
+    previous = lab.archive_recipient
+    lab.archive_recipient = recipient
+    record(
+        session,
+        AuditEntry(
+            lab_id=lab.id,
+            category="operation",
+            action="lab.archive-key",
+            actor_type=actor_type,
+            actor_id=actor_id,
+            target=f"lab:{lab.id}",
+            details={"recipient": recipient, "previous": previous},
+        ),
+    )

@@ -8,7 +8,7 @@ import pyrage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.identity.stations import key_fingerprint
-from tests.identity.conftest import Person, add_technician
+from tests.gateway_fixtures import Person, add_technician
 from tests.identity.posture_samples import compliant_windows
 
 

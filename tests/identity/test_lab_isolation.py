@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.identity.conftest import Person, add_technician
+from tests.gateway_fixtures import Person, add_technician
 from tests.identity.posture_samples import compliant_windows
 
 

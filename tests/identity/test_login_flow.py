@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from gateway.audit.models import AuditEvent
-from tests.identity.conftest import STRONG_PASSWORD, Person, add_technician
+from tests.gateway_fixtures import STRONG_PASSWORD, Person, add_technician
 
 
 def audit_actions(gateway, **where) -> list[tuple[str, str]]:

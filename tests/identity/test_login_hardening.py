@@ -18,7 +18,7 @@ from gateway.identity.models import Account
 from gateway.identity.proofs import make_proof, verify_proof
 from gateway.policy import default_policy
 from gateway.settings import Settings
-from tests.identity.conftest import STRONG_PASSWORD, Person, add_technician
+from tests.gateway_fixtures import STRONG_PASSWORD, Person, add_technician
 from tests.identity.posture_samples import compliant_windows
 from tests.identity.test_devices_and_stations import enrolled_device, verified_technician
 

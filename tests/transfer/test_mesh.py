@@ -303,7 +303,7 @@ def test_too_many_triangles() -> None:
 
 
 def test_file_size_is_checked_before_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gateway.transfer.mesh as mesh_module
+    import gateway.transfer.mesh.validate as mesh_module
 
     def must_not_parse(*args: object) -> None:
         raise AssertionError("parsed a file that is over the size limit")
