@@ -15,6 +15,7 @@ from gateway.problems import install_problem_handlers
 from gateway.routes import router as health_router
 from gateway.settings import Settings
 from gateway.transfer.routes import router as transfer_router
+from gateway.transfer.station_routes import router as delivery_router
 
 
 def create_app(settings: Settings | None = None, backends: Backends | None = None) -> FastAPI:
@@ -40,4 +41,5 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     app.include_router(health_router)
     app.include_router(identity_router)
     app.include_router(transfer_router)
+    app.include_router(delivery_router)
     return app

@@ -45,6 +45,7 @@ class TransferPolicy(_Strict):
     max_design_bytes: int = Field(ge=1024)
     max_chunk_bytes: int = Field(ge=64 * 1024)
     upload_expiry_hours: int = Field(ge=1)
+    lease_seconds: int = Field(ge=10)
 
 
 class SecurityPolicy(_Strict):

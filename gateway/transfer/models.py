@@ -63,4 +63,5 @@ class DeliveryJob(LabOwned, Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(default=0)
     reason: Mapped[str | None] = mapped_column(sa.String(500))
+    acknowledgement: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)  # the station's signed acknowledgement
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("reason", sa.String(length=500), nullable=True),
+        sa.Column("acknowledgement", sa.JSON(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("lab_id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
