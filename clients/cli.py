@@ -76,6 +76,33 @@ def admin_migrate(config_file: Path | None, data_dir: Path | None) -> None:
     click.echo(f"database at revision {revision}: {engine.url.render_as_string(hide_password=True)}")
 
 
+@main.command()
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to run (default: a new temporary folder).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end instead of the narration.")
+def demo(workdir: Path | None, as_json: bool) -> None:
+    """Run the whole job on this PC: a gateway, a lab, a technician's crown delivered to a station, audited."""
+    import json
+    import tempfile
+
+    from clients.demo import run_demo
+    from gateway.logs import configure_logging
+
+    configure_logging("warning", stream=sys.stderr)  # stdout is for the narration or the JSON
+    folder = workdir or Path(tempfile.mkdtemp(prefix="dentgate-demo-"))
+    say = (lambda _: None) if as_json else (lambda line: click.echo(f"- {line}"))
+    result = run_demo(folder.resolve(), say)
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+    else:
+        same = result.original_file.read_bytes() == result.delivered_file.read_bytes()
+        verdict = "byte-identical to" if same else "DIFFERENT from"
+        click.echo(f"Done: {result.delivered_file} is {verdict} {result.original_file}")
+
+
 def _register_commands() -> None:
     from clients.commands import admin as admin_commands
     from clients.commands import session, station, tech

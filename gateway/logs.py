@@ -6,7 +6,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -35,8 +35,8 @@ def _redact_event(logger: Any, method: str, event_dict: MutableMapping[str, Any]
     return {k: redact(v, k) for k, v in event_dict.items()}
 
 
-def configure_logging(level: str = "info") -> None:
-    """Route structlog and the standard library (uvicorn included) to one JSON stream on stdout."""
+def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
+    """Route structlog and the standard library (uvicorn included) to one JSON stream (stdout by default)."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -51,7 +51,7 @@ def configure_logging(level: str = "info") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

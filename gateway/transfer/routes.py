@@ -13,6 +13,7 @@ from gateway.deps import BackendsDep
 from gateway.identity.auth import LabSession, Manager, Member, Technician
 from gateway.identity.models import Lab
 from gateway.identity.service import set_archive_recipient
+from gateway.identity.stations import list_stations
 from gateway.policy import default_policy
 from gateway.storage.staging import ChunkTooLarge
 from gateway.transfer import schemas as s
@@ -37,6 +38,18 @@ def register_archive_key(body: s.ArchiveKeyIn, manager: Manager, session: LabSes
     """Register the lab's archive age recipient; every design is also encrypted to it for recovery."""
     set_archive_recipient(session, session.get(Lab, manager.lab_id), body.age_recipient, manager.role, manager.actor_id)
     return Response(status_code=204)
+
+
+@router.get("/lab/recipients", response_model=s.RecipientsOut)
+def recipients(technician: Technician, session: LabSession) -> s.RecipientsOut:
+    """The age recipients a design must be encrypted to: the lab's active stations and its archive key."""
+    lab = session.get(Lab, technician.lab_id)
+    stations = [st for st in list_stations(session) if st.status == "active" and st.age_recipient]
+    return s.RecipientsOut(
+        lab_id=lab.id,
+        archive_recipient=lab.archive_recipient,
+        stations=[s.StationRecipientOut(id=st.id, name=st.name, age_recipient=st.age_recipient) for st in stations],
+    )
 
 
 @router.post("/uploads", response_model=s.UploadOut, status_code=201)

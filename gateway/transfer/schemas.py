@@ -45,3 +45,17 @@ class ArchiveKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     age_recipient: str = Field(min_length=10, max_length=100)
+
+
+class StationRecipientOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    age_recipient: str
+
+
+class RecipientsOut(BaseModel):
+    """What a technician's client encrypts to: the lab's active stations and its archive key."""
+
+    lab_id: uuid.UUID
+    archive_recipient: str | None
+    stations: list[StationRecipientOut]
