@@ -97,7 +97,11 @@ class Person:
 
 @pytest.fixture
 def gateway(tmp_path, database_url):
-    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    yield from running_app(Settings(data_dir=tmp_path / "data", database_url=database_url))
+
+
+def running_app(settings: Settings):
+    """The app on `settings`, migrated, with a test clock, driven through a TestClient."""
     backends = open_backends(settings)
     migrate(backends.engine)
     clock = Clock()

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from gateway.audit.models import AuditEvent
 from gateway.transfer.custody import SignedReceipt, verify_receipt
 from gateway.transfer.manifest import Manifest, sign_manifest
+from tests.gateway_fixtures import Person
 from tests.transfer.scene import patch, sealed_design
 
 
@@ -89,3 +90,33 @@ def test_a_manager_cannot_upload_and_an_upload_is_only_its_owners(scene):
     assert scene["lab"].call("POST", "/api/v1/uploads", {"signed_manifest": manifest}).status_code == 403
     upload_id = scene["technician"].call("POST", "/api/v1/uploads", {"signed_manifest": manifest}).json()["upload_id"]
     assert patch(scene["lab"], upload_id, 0, ciphertext).status_code == 403
+
+
+def test_an_upload_cut_half_way_resumes_from_the_gateways_offset(scene):
+    technician = scene["technician"]
+    manifest, ciphertext = sealed_design(scene, os.urandom(120_000))
+    upload_id = technician.call("POST", "/api/v1/uploads", {"signed_manifest": manifest}).json()["upload_id"]
+    half = len(ciphertext) // 2
+    assert patch(technician, upload_id, 0, ciphertext[:half]).status_code == 204
+    offset = technician.call("HEAD", f"/api/v1/uploads/{upload_id}")
+    assert offset.headers["upload-offset"] == str(half)
+    done = patch(technician, upload_id, int(offset.headers["upload-offset"]), ciphertext[half:])
+    assert done.status_code == 200
+    assert len(technician.call("GET", "/api/v1/designs").json()) == 1
+    stored = b"".join(
+        scene["lab"].gateway.backends.store.get(gateway_object_key(scene["lab"].gateway, done.json()["design_id"]))
+    )
+    assert stored == ciphertext
+
+
+def test_another_labs_technician_sees_none_of_this_labs_designs(scene):
+    technician = scene["technician"]
+    manifest, ciphertext = sealed_design(scene, os.urandom(1_000))
+    upload_id = technician.call("POST", "/api/v1/uploads", {"signed_manifest": manifest}).json()["upload_id"]
+    assert patch(technician, upload_id, 0, ciphertext).status_code == 200
+    app = scene["lab"].gateway
+    boss = Person(app, "Other Lab", "boss")
+    boss.activate(app.init_lab("Other Lab", "boss"))
+    assert boss.login().status_code == 200
+    assert boss.call("GET", "/api/v1/designs").json() == []
+    assert technician.call("GET", "/api/v1/designs").json() != []
