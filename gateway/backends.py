@@ -16,8 +16,8 @@ from gateway.keys import KeyProvider
 from gateway.keys.factory import open_key_provider
 from gateway.settings import Settings
 from gateway.storage import ObjectStore
-from gateway.storage.factory import open_object_store
-from gateway.storage.staging import StagingArea, open_staging_area
+from gateway.storage.factory import open_object_store, open_staging_area
+from gateway.storage.staging import StagingArea
 
 
 @dataclass

@@ -23,7 +23,7 @@ from gateway.errors import DentGateError
 from gateway.storage import InvalidObjectKey, ObjectTooLarge, StoredObject, validate_key
 
 if TYPE_CHECKING:
-    from gateway.settings import Settings
+    pass
 
 BackendKind = Literal["local", "s3"]
 _BACKENDS = ("local", "s3")
@@ -202,32 +202,3 @@ class ChunkCounter:
 def as_utc(moment: datetime) -> datetime:
     """An aware datetime; a naive one is taken to be UTC (as the database stores times)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def open_staging_area(settings: Settings) -> StagingArea:
-    """The staging area beside the object store named by the settings' storage URL (same root or bucket/prefix)."""
-    from pathlib import Path
-    from urllib.parse import unquote, urlsplit
-
-    from gateway.storage.staging_local import LocalStagingArea
-    from gateway.storage.staging_s3 import S3StagingArea
-
-    url = settings.effective_storage_url
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise ValueError(f"storage URL {url!r} names a remote host; use file:///absolute/path")
-        return LocalStagingArea(Path(unquote(parts.path)))
-    if parts.scheme == "s3":
-        if not parts.netloc:
-            raise ValueError(f"storage URL {url!r} names no bucket; use s3://bucket/prefix")
-        return S3StagingArea(
-            bucket=parts.netloc,
-            prefix=unquote(parts.path).strip("/"),
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-            sse=settings.s3_sse,
-            sse_kms_key_id=settings.s3_sse_kms_key_id,
-            part_size=settings.s3_part_size,
-        )
-    raise ValueError(f"storage URL {url!r} has unknown scheme {parts.scheme!r}; use file:// or s3://")

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gateway.audit.service import AuditEntry, record
 from gateway.errors import DentGateError
 from gateway.identity.errors import Forbidden, NotFound
 from gateway.identity.models import Device, Station
@@ -25,6 +24,7 @@ from gateway.transfer.custody import (
     parse_signed_acknowledgement,
     verify_custody,
 )
+from gateway.transfer.events import design_event
 from gateway.transfer.manifest import SignedManifest, parse_signed_manifest
 from gateway.transfer.models import DeliveryJob, Design
 from gateway.transfer.permissions import DesignFacts, Subject, require
@@ -53,22 +53,9 @@ def _station(principal: Principal) -> uuid.UUID:
 
 
 def job_event(session: Session, principal: Principal, job: DeliveryJob, action: str, **details: object) -> None:
-    outcome = str(details.pop("outcome", "success"))
-    reason = details.pop("reason", None)
-    record(
-        session,
-        AuditEntry(
-            lab_id=job.lab_id,
-            category="operation",
-            action=action,
-            actor_type=principal.role,
-            actor_id=principal.actor_id,
-            outcome=outcome,  # type: ignore[arg-type]
-            reason=str(reason) if reason else None,
-            target=f"design:{job.design_id}",
-            details={"job": str(job.id), "station": str(job.station_id), **details},
-        ),
-    )
+    """A delivery step, audited as an operation on the job's design."""
+    details = {"job": str(job.id), "station": str(job.station_id), **details}
+    design_event(session, principal, action, job.design_id, **details)  # type: ignore[arg-type]
 
 
 def claim_next(session: Session, principal: Principal, lease_seconds: int, now: datetime) -> ClaimedJob | None:

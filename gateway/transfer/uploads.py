@@ -16,7 +16,6 @@ from typing import BinaryIO
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.audit.service import AuditEntry, record
 from gateway.db.engine import transaction
 from gateway.db.scoping import bind_to_lab
 from gateway.errors import DentGateError
@@ -28,6 +27,7 @@ from gateway.policy import TransferPolicy
 from gateway.storage import ObjectStore, new_object_key
 from gateway.storage.staging import StagingArea, StagingHandle
 from gateway.transfer.custody import SignedReceipt, receipt_for, sign_receipt
+from gateway.transfer.events import design_event
 from gateway.transfer.manifest import SignedManifest, parse_signed_manifest, verify_manifest
 from gateway.transfer.models import DeliveryJob, Design, Upload
 
@@ -48,26 +48,6 @@ class CiphertextMismatch(DentGateError):
     code = "ciphertext-mismatch"
     status = 422
     title = "The bytes received are not the ones the manifest names"
-
-
-def _event(session: Session, principal: Principal, action: str, design_id: uuid.UUID, **details: object) -> None:
-    outcome = str(details.pop("outcome", "success"))
-    reason = details.pop("reason", None)
-    record(
-        session,
-        AuditEntry(
-            lab_id=principal.lab_id,
-            category="operation",
-            action=action,
-            actor_type=principal.role,
-            actor_id=principal.actor_id,
-            outcome=outcome,  # type: ignore[arg-type]
-            reason=str(reason) if reason else None,
-            target=f"design:{design_id}",
-            device_id=str(principal.device_id) if principal.device_id else None,
-            details=details,
-        ),
-    )
 
 
 def _check_recipients(session: Session, signed: SignedManifest, lab: Lab) -> None:
@@ -137,7 +117,7 @@ def open_upload(
     )
     session.add(upload)
     session.flush()
-    _event(session, principal, "upload.start", manifest.design_id, case=manifest.case_reference,
+    design_event(session, principal, "upload.start", manifest.design_id, case=manifest.case_reference,
            size=manifest.ciphertext_size, stations=[str(s) for s in manifest.target_stations])  # fmt: skip
     return upload
 
@@ -232,7 +212,7 @@ def finish_upload(
         except ValueError:
             store.delete(upload.object_key)
             upload.status, upload.reason = "rejected", "ciphertext SHA-256 or size differs from the manifest"
-            _event(session, principal, "upload.reject", upload.design_id, outcome="failure", reason=upload.reason)
+            design_event(session, principal, "upload.reject", upload.design_id, outcome="failure", reason=upload.reason)
             rejection = CiphertextMismatch("the ciphertext's SHA-256 differs from the manifest's; upload it again")
         else:
             return _commit(session, principal, upload, signed, sign_receipt(receipt, keys.sign), now)
@@ -269,7 +249,7 @@ def _commit(
     )
     upload.status = "committed"
     session.flush()
-    _event(session, principal, "design.commit", design.id, case=manifest.case_reference,
+    design_event(session, principal, "design.commit", design.id, case=manifest.case_reference,
            ciphertext_sha256=manifest.ciphertext_sha256, process=manifest.process,
            location=manifest.remote_location)  # fmt: skip
     return Committed(design, receipt)
@@ -281,7 +261,7 @@ def abort_upload(
     upload = locked_upload(session, principal, upload_id, now)
     staging.abort(StagingHandle.from_dict(upload.staging))
     upload.status = "aborted"
-    _event(session, principal, "upload.abort", upload.design_id)
+    design_event(session, principal, "upload.abort", upload.design_id)
 
 
 def list_designs(session: Session, principal: Principal) -> list[Design]:

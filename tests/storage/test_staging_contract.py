@@ -23,6 +23,7 @@ import pytest
 from gateway.settings import Settings
 from gateway.storage import InvalidObjectKey, ObjectNotFound, ObjectStore, ObjectTooLarge, new_object_key
 from gateway.storage import staging_s3 as staging_s3_module
+from gateway.storage.factory import open_staging_area
 from gateway.storage.local import LocalObjectStore
 from gateway.storage.s3 import S3ObjectStore
 from gateway.storage.staging import (
@@ -32,7 +33,6 @@ from gateway.storage.staging import (
     StagingArea,
     StagingHandle,
     StagingLost,
-    open_staging_area,
 )
 from gateway.storage.staging_local import LocalStagingArea
 from gateway.storage.staging_s3 import S3StagingArea

@@ -1,0 +1,37 @@
+"""The one way a transfer step is audited: an operation on a design, by the calling principal (G19)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.orm import Session
+
+from gateway.audit.service import AuditEntry, record
+from gateway.identity.sessions import Principal
+
+
+def design_event(
+    session: Session,
+    principal: Principal,
+    action: str,
+    design_id: uuid.UUID,
+    outcome: str = "success",
+    reason: str | None = None,
+    **details: object,
+) -> None:
+    """Record `action` on the design in the caller's lab chain, in the caller's transaction."""
+    record(
+        session,
+        AuditEntry(
+            lab_id=principal.lab_id,
+            category="operation",
+            action=action,
+            actor_type=principal.role,
+            actor_id=principal.actor_id,
+            outcome=outcome,  # type: ignore[arg-type]
+            reason=reason,
+            target=f"design:{design_id}",
+            device_id=str(principal.device_id) if principal.device_id else None,
+            details=details,
+        ),
+    )
