@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from gateway import __version__
 from gateway.backends import Backends, open_backends
@@ -16,6 +19,23 @@ from gateway.routes import router as health_router
 from gateway.settings import Settings
 from gateway.transfer.routes import router as transfer_router
 from gateway.transfer.station_routes import router as delivery_router
+from gateway.transfer.uploads import expire_uploads
+
+HOUSEKEEPING_SECONDS = 600
+log = structlog.get_logger("dentgate.housekeeping")
+
+
+async def _housekeeping(backends: Backends) -> None:
+    """Periodic chores every replica may run: abandoned uploads expire and their bytes are deleted."""
+    while True:
+        await asyncio.sleep(HOUSEKEEPING_SECONDS)
+        try:
+            expired = await run_in_threadpool(expire_uploads, backends.sessions, backends.staging, backends.clock())
+        except Exception:  # the chore retries next round; the failure is logged, never silent
+            log.exception("housekeeping failed")
+            continue
+        if expired:
+            log.info("uploads expired", count=expired)
 
 
 def create_app(settings: Settings | None = None, backends: Backends | None = None) -> FastAPI:
@@ -25,7 +45,9 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        housekeeping = asyncio.create_task(_housekeeping(backends))
         yield
+        housekeeping.cancel()
         backends.close()
 
     app = FastAPI(

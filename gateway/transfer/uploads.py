@@ -16,6 +16,7 @@ from typing import BinaryIO
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.audit.service import AuditEntry, record
 from gateway.db.engine import transaction
 from gateway.db.scoping import bind_to_lab
 from gateway.errors import DentGateError
@@ -272,3 +273,30 @@ def list_designs(session: Session, principal: Principal) -> list[Design]:
     elif principal.role not in ("manager", "auditor"):
         raise Forbidden("stations see their jobs, not the design list")
     return list(session.scalars(query))
+
+
+def expire_uploads(sessions: sessionmaker, staging: StagingArea, now: datetime, batch: int = 100) -> int:
+    """Abandon open uploads past their expiry: delete their staged bytes and record why (any replica may run it)."""
+    with transaction(sessions) as session:
+        expired = session.scalars(
+            sa.select(Upload)
+            .where(Upload.status == "open", Upload.expires_at <= now)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for upload in expired:
+            staging.abort(StagingHandle.from_dict(upload.staging))
+            upload.status, upload.reason = "expired", "not finished before it expired; its bytes were deleted"
+            record(
+                session,
+                AuditEntry(
+                    lab_id=upload.lab_id,
+                    category="operation",
+                    action="upload.expire",
+                    actor_type="gateway",
+                    target=f"design:{upload.design_id}",
+                    reason=upload.reason,
+                    details={"received": upload.offset, "length": upload.length},
+                ),
+            )
+        return len(expired)

@@ -14,6 +14,7 @@ from gateway.audit.models import AuditEvent
 from gateway.transfer.custody import SignedReceipt, verify_receipt
 from gateway.transfer.manifest import Manifest, sign_manifest
 from tests.gateway_fixtures import Person
+from tests.identity.posture_samples import compliant_windows
 from tests.transfer.scene import patch, sealed_design
 
 
@@ -120,3 +121,23 @@ def test_another_labs_technician_sees_none_of_this_labs_designs(scene):
     assert boss.login().status_code == 200
     assert boss.call("GET", "/api/v1/designs").json() == []
     assert technician.call("GET", "/api/v1/designs").json() != []
+
+
+def test_an_abandoned_upload_expires_and_its_bytes_are_deleted(scene):
+    from gateway.transfer.models import Upload
+    from gateway.transfer.uploads import expire_uploads
+
+    technician, app = scene["technician"], scene["lab"].gateway
+    manifest, ciphertext = sealed_design(scene, os.urandom(20_000))
+    upload_id = technician.call("POST", "/api/v1/uploads", {"signed_manifest": manifest}).json()["upload_id"]
+    assert patch(technician, upload_id, 0, ciphertext[:5_000]).status_code == 204
+    assert expire_uploads(app.backends.sessions, app.backends.staging, app.clock()) == 0
+    app.clock.advance(hours=25)
+    assert expire_uploads(app.backends.sessions, app.backends.staging, app.clock()) == 1
+    with app.backends.sessions() as session:
+        assert session.get(Upload, uuid.UUID(upload_id)).status == "expired"
+        assert session.scalar(sa.select(sa.func.count()).where(AuditEvent.action == "upload.expire")) == 1
+    technician.login(posture=compliant_windows(app.clock()))
+    resumed = patch(technician, upload_id, 5_000, ciphertext[5_000:])
+    assert resumed.status_code == 409
+    assert resumed.json()["code"] == "upload-closed"
