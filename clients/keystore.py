@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from gateway.files import create_new_private_file, fsync_directory
+from gateway.files import ON_WINDOWS, create_new_private_file, fsync_directory
 
 __all__ = [
     "DEFAULT_SERVICE",
@@ -55,7 +55,6 @@ __all__ = [
 
 DEFAULT_SERVICE = "dentgate"
 _NAME_PATTERN = re.compile(r"[a-z0-9-]{1,64}")
-_ON_WINDOWS = os.name == "nt"
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -384,7 +383,7 @@ class PassphraseFileStore:
         if not self.directory.exists():
             try:
                 self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-                if not _ON_WINDOWS:
+                if not ON_WINDOWS:
                     os.chmod(self.directory, 0o700)
             except OSError as error:
                 raise KeyStoreError(
@@ -393,7 +392,7 @@ class PassphraseFileStore:
         self._check_directory()
 
     def _check_directory(self) -> None:
-        if _ON_WINDOWS:
+        if ON_WINDOWS:
             return
         try:
             status = os.stat(self.directory)
@@ -427,7 +426,7 @@ def _read_private_file(path: Path, name: str) -> bytes:
         status = os.fstat(handle.fileno())
         if not stat.S_ISREG(status.st_mode):
             raise KeyStoreCorrupt(f"key file {path} is not a regular file")
-        if not _ON_WINDOWS and status.st_mode & 0o077:
+        if not ON_WINDOWS and status.st_mode & 0o077:
             raise KeyStoreInsecure(
                 f"key file {path} has mode {stat.S_IMODE(status.st_mode):04o}; "
                 "it must not be accessible to group or others (chmod 600)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import boto3
@@ -62,6 +63,41 @@ def make_s3_client(endpoint_url: str | None, region: str | None) -> Any:
     return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
+@dataclass(frozen=True)
+class S3Target:
+    """Where and how objects go in S3: checked once, shared by the object store and the staging area."""
+
+    bucket: str
+    prefix: str
+    client: Any
+    sse_arguments: dict[str, str]
+    part_size: int
+
+
+def s3_target(
+    bucket: str,
+    prefix: str,
+    client: Any,
+    endpoint_url: str | None,
+    region: str | None,
+    sse: str,
+    sse_kms_key_id: str | None,
+    part_size: int,
+) -> S3Target:
+    """Validate the bucket, part size and SSE settings; make a client unless one is given."""
+    if not bucket:
+        raise ValueError("an S3 bucket name is required")
+    if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+        raise ValueError(f"part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes")
+    return S3Target(
+        bucket=bucket,
+        prefix=prefix.strip("/"),
+        client=client if client is not None else make_s3_client(endpoint_url, region),
+        sse_arguments=_sse_arguments(sse, sse_kms_key_id),
+        part_size=part_size,
+    )
+
+
 class S3ObjectStore:
     """Objects under `prefix/` in one bucket; memory per upload is bounded by one part."""
 
@@ -76,19 +112,13 @@ class S3ObjectStore:
         sse_kms_key_id: str | None = None,
         part_size: int = 8 * 1024 * 1024,
     ) -> None:
-        if not bucket:
-            raise ValueError("an S3 bucket name is required")
-        if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
-            raise ValueError(f"part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes")
-        self._bucket = bucket
-        self._prefix = prefix.strip("/")
+        target = s3_target(bucket, prefix, client, endpoint_url, region, sse, sse_kms_key_id, part_size)
+        self._bucket, self._prefix, self._client = target.bucket, target.prefix, target.client
+        self._sse_arguments, self._part_size = target.sse_arguments, target.part_size
         self._endpoint_url = endpoint_url
         self._region = region
         self._sse = sse
         self._sse_kms_key_id = sse_kms_key_id
-        self._sse_arguments = _sse_arguments(sse, sse_kms_key_id)
-        self._part_size = part_size
-        self._client = client if client is not None else make_s3_client(endpoint_url, region)
 
     def _name(self, key: str) -> str:
         validate_key(key)

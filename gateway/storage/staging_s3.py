@@ -31,7 +31,7 @@ from gateway.storage import (
     StoredObject,
     validate_key,
 )
-from gateway.storage.s3 import MAX_PART_SIZE, MIN_PART_SIZE, _error_code, _error_text, _sse_arguments, make_s3_client
+from gateway.storage.s3 import _error_code, _error_text, s3_target
 from gateway.storage.staging import (
     ChunkCounter,
     StagedPart,
@@ -68,15 +68,9 @@ class S3StagingArea:
         sse_kms_key_id: str | None = None,
         part_size: int = 8 * 1024 * 1024,
     ) -> None:
-        if not bucket:
-            raise ValueError("an S3 bucket name is required")
-        if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
-            raise ValueError(f"part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes")
-        self._bucket = bucket
-        self._prefix = prefix.strip("/")
-        self._sse_arguments = _sse_arguments(sse, sse_kms_key_id)
-        self._part_size = part_size
-        self._client = client if client is not None else make_s3_client(endpoint_url, region)
+        target = s3_target(bucket, prefix, client, endpoint_url, region, sse, sse_kms_key_id, part_size)
+        self._bucket, self._prefix, self._client = target.bucket, target.prefix, target.client
+        self._sse_arguments, self._part_size = target.sse_arguments, target.part_size
         self._staging = f"{self._prefix}/{_STAGING}/" if self._prefix else f"{_STAGING}/"
 
     # --- names ---------------------------------------------------------------------------------
