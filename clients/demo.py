@@ -63,9 +63,8 @@ class DemoResult:
 
 
 @contextlib.contextmanager
-def running_gateway(data_dir: Path) -> Iterator[tuple[str, Any]]:
-    """A real gateway (uvicorn, HTTP on a free loopback port) on the embedded default in `data_dir`."""
-    settings = Settings(data_dir=data_dir, host="127.0.0.1")
+def running_gateway(settings: Settings) -> Iterator[tuple[str, Any]]:
+    """A real gateway (uvicorn, HTTP on a free loopback port) on `settings`, migrated; yields (url, backends)."""
     backends = open_backends(settings)
     migrate(backends.engine)
     with socket.socket() as probe:
@@ -88,23 +87,21 @@ def running_gateway(data_dir: Path) -> Iterator[tuple[str, Any]]:
         thread.join(timeout=10)
 
 
-def _code(secret: str, steps_ahead: int = 0) -> str:
+def totp_code(secret: str, steps_ahead: int = 0) -> str:
     return pyotp.TOTP(secret).at(datetime.now(UTC) + timedelta(seconds=30 * steps_ahead))
 
 
-def _activate(url: str, username: str, secret: str) -> tuple[str, list[str]]:
+def activate(url: str, username: str, secret: str) -> tuple[str, list[str]]:
     client = GatewayClient(url, Ed25519PrivateKey.generate())
     body = {"lab": LAB, "username": username, "activation_secret": secret}
     totp_secret = client.post("/api/v1/auth/activate", {**body, "password": PASSWORD}, authenticated=False)[
         "totp_secret"
     ]
-    codes = client.post("/api/v1/auth/activate/confirm", {**body, "totp": _code(totp_secret)}, authenticated=False)
+    codes = client.post("/api/v1/auth/activate/confirm", {**body, "totp": totp_code(totp_secret)}, authenticated=False)
     return totp_secret, codes["recovery_codes"]
 
 
-def _login(
-    url: str, key: Ed25519PrivateKey, username: str, posture: dict | None = None, **factor: str
-) -> GatewayClient:
+def login(url: str, key: Ed25519PrivateKey, username: str, posture: dict | None = None, **factor: str) -> GatewayClient:
     client = GatewayClient(url, key)
     body: dict[str, Any] = {"lab": LAB, "username": username, "password": PASSWORD, **factor}
     if posture is not None:
@@ -129,66 +126,100 @@ def demo_posture() -> dict[str, Any]:
     }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class DemoLab:
+    """A lab ready for transfers: a manager and a technician logged in (from an approved device), a station."""
+
+    url: str
+    lab_id: uuid.UUID
+    manager: GatewayClient
+    technician: GatewayClient
+    technician_id: uuid.UUID
+    device_id: uuid.UUID
+    station_id: uuid.UUID
+    gateway_key: bytes
+
+
+def create_lab(backends: Any) -> tuple[uuid.UUID, str]:
+    """The demo lab and its first manager, straight in the database (as `dentgate admin init` does)."""
+    with transaction(backends.sessions) as session:
+        issued = init_lab(session, LAB, "manager", default_policy().identity)
+        return issued.account.lab_id, issued.activation_secret
+
+
+def prepare_lab(
+    url: str,
+    lab_id: uuid.UUID,
+    activation_secret: str,
+    workdir: Path,
+    station_identity: StationIdentity,
+    say: Callable[[str], None],
+) -> DemoLab:
+    """Through the API: the manager activates, registers the archive key, adds and verifies a technician whose
+    device is enrolled and approved, and approves a station with `station_identity`."""
+    manager_totp, _ = activate(url, "manager", activation_secret)
+    manager = login(url, Ed25519PrivateKey.generate(), "manager", totp=totp_code(manager_totp, 1))
+    say("Manager activated: password + TOTP, ten recovery codes; logged in with a key-bound session")
+
+    archive = pyrage.x25519.Identity.generate()
+    archive_file = workdir / "archive-identity.txt"
+    archive_file.write_text(str(archive) + "\n")
+    archive_file.chmod(0o600)
+    manager.request("PUT", "/api/v1/lab/archive-key", {"age_recipient": str(archive.to_public())})
+    say(f"Archive key registered; its private half is in {archive_file} (keep it offline)")
+
+    technician = manager.post("/api/v1/accounts", {"username": "tanaka", "role": "technician"})
+    technician_id = technician["account"]["id"]
+    verification = {
+        "method": "in-person",
+        "document_type": "driver-licence",
+        "verified_on": datetime.now(UTC).date().isoformat(),
+    }
+    manager.post(f"/api/v1/accounts/{technician_id}/identity-verification", verification)
+    tech_totp, recovery = activate(url, "tanaka", technician["activation_secret"])
+    say("Technician tanaka created, identity verified in person, account activated")
+
+    device_key = Ed25519PrivateKey.generate()
+    enrolling = login(url, device_key, "tanaka", recovery_code=recovery[0])
+    device = enrolling.post("/api/v1/devices", {"name": "CAD PC", "posture": demo_posture()})["device"]
+    manager.post(f"/api/v1/devices/{device['id']}/approve", {"ownership": "lab-lent"})
+    tech = login(url, device_key, "tanaka", posture=demo_posture(), totp=totp_code(tech_totp, 1))
+    say("Device enrolled with its own key and approved (lab-lent); technician logged in from it")
+
+    invite = manager.post("/api/v1/stations/invitations", {"name": "Mill 1", "maker": "Roland DGA",
+                          "model": "DWX-52D", "serial_number": "DEMO-52D", "location": "Milling room"})  # fmt: skip
+    enrolled = GatewayClient(url, station_identity.signing_key).post(
+        "/api/v1/stations/enrol",
+        {"enrolment_code": invite["enrolment_code"], "age_recipient": station_identity.age_recipient},
+        authenticated=False,
+    )
+    fingerprint = key_fingerprint(station_identity.signing_key.public_key().public_bytes_raw())
+    manager.post(f"/api/v1/stations/{enrolled['id']}/approve", {"fingerprint": fingerprint})
+    say(f"Station 'Mill 1' enrolled and approved after comparing its fingerprint {fingerprint}")
+    return DemoLab(
+        url, lab_id, manager, tech, uuid.UUID(technician_id), uuid.UUID(device["id"]), uuid.UUID(enrolled["id"]),
+        gateway_key(tech),
+    )  # fmt: skip
+
+
 def run_demo(workdir: Path, say: Callable[[str], None]) -> DemoResult:
     """Run the whole flow in `workdir`; `say` narrates each step."""
     workdir.mkdir(parents=True, exist_ok=True)
-    with running_gateway(workdir / "gateway-data") as (url, backends):
+    settings = Settings(data_dir=workdir / "gateway-data", host="127.0.0.1")
+    with running_gateway(settings) as (url, backends):
         say(f"Gateway running at {url} (SQLite and local storage in {workdir / 'gateway-data'})")
-        with transaction(backends.sessions) as session:
-            issued = init_lab(session, LAB, "manager", default_policy().identity)
-            lab_id = issued.account.lab_id
-        say(f"Lab {LAB!r} created with its first manager")
-        manager_totp, _ = _activate(url, "manager", issued.activation_secret)
-        manager = _login(url, Ed25519PrivateKey.generate(), "manager", totp=_code(manager_totp, 1))
-        say("Manager activated: password + TOTP, ten recovery codes; logged in with a key-bound session")
-
-        archive = pyrage.x25519.Identity.generate()
-        archive_file = workdir / "archive-identity.txt"
-        archive_file.write_text(str(archive) + "\n")
-        archive_file.chmod(0o600)
-        manager.request("PUT", "/api/v1/lab/archive-key", {"age_recipient": str(archive.to_public())})
-        say(f"Archive key registered; its private half is in {archive_file} (keep it offline)")
-
-        technician = manager.post("/api/v1/accounts", {"username": "tanaka", "role": "technician"})
-        technician_id = technician["account"]["id"]
-        verification = {
-            "method": "in-person",
-            "document_type": "driver-licence",
-            "verified_on": datetime.now(UTC).date().isoformat(),
-        }
-        manager.post(f"/api/v1/accounts/{technician_id}/identity-verification", verification)
-        tech_totp, recovery = _activate(url, "tanaka", technician["activation_secret"])
-        say("Technician tanaka created, identity verified in person, account activated")
-
-        device_key = Ed25519PrivateKey.generate()
-        enrolling = _login(url, device_key, "tanaka", recovery_code=recovery[0])
-        device = enrolling.post("/api/v1/devices", {"name": "CAD PC", "posture": demo_posture()})["device"]
-        manager.post(f"/api/v1/devices/{device['id']}/approve", {"ownership": "lab-lent"})
-        tech = _login(url, device_key, "tanaka", posture=demo_posture(), totp=_code(tech_totp, 1))
-        say("Device enrolled with its own key and approved (lab-lent); technician logged in from it")
-
         station_identity = StationIdentity(Ed25519PrivateKey.generate(), pyrage.x25519.Identity.generate())
-        invite = manager.post("/api/v1/stations/invitations", {"name": "Mill 1", "maker": "Roland DGA",
-                              "model": "DWX-52D", "serial_number": "DEMO-52D", "location": "Milling room"})  # fmt: skip
-        enrolled = GatewayClient(url, station_identity.signing_key).post(
-            "/api/v1/stations/enrol",
-            {"enrolment_code": invite["enrolment_code"], "age_recipient": station_identity.age_recipient},
-            authenticated=False,
-        )
-        fingerprint = key_fingerprint(station_identity.signing_key.public_key().public_bytes_raw())
-        manager.post(f"/api/v1/stations/{enrolled['id']}/approve", {"fingerprint": fingerprint})
-        say(f"Station 'Mill 1' enrolled and approved after comparing its fingerprint {fingerprint}")
-
+        lab_id, activation_secret = create_lab(backends)
+        say(f"Lab {LAB!r} created with its first manager")
+        lab = prepare_lab(url, lab_id, activation_secret, workdir, station_identity, say)
         original = workdir / "cad-export" / "crown_11.stl"
         original.parent.mkdir(exist_ok=True)
         original.write_bytes(crown_stl())
-        me = tech.get("/api/v1/me")
-        pinned = gateway_key(tech)
         uploaded = upload_design(
-            tech,
-            DesignRequest(files=[original], case_reference="DEMO-0001", station_ids=[uuid.UUID(enrolled["id"])],
+            lab.technician,
+            DesignRequest(files=[original], case_reference="DEMO-0001", station_ids=[lab.station_id],
                           process="design", remote_location="home", teeth=["11"], material="zirconia"),
-            uuid.UUID(me["account_id"]), uuid.UUID(me["device_id"]), pinned,
+            lab.technician_id, lab.device_id, lab.gateway_key,
         )  # fmt: skip
         say(
             f"Crown validated, encrypted on the device, signed, uploaded: design {uploaded.design_id}; receipt verified"
@@ -197,7 +228,7 @@ def run_demo(workdir: Path, say: Callable[[str], None]) -> DemoResult:
         import_dir = workdir / "cam-import"
         import_dir.mkdir(exist_ok=True)
         agent = StationAgent(
-            url, station_identity, uuid.UUID(enrolled["id"]), import_dir, pinned, workdir / "station-work"
+            url, station_identity, lab.station_id, import_dir, lab.gateway_key, workdir / "station-work"
         )
         delivery = agent.run_once(wait=5)
         if delivery is None or not delivery.written:
@@ -206,6 +237,6 @@ def run_demo(workdir: Path, say: Callable[[str], None]) -> DemoResult:
         say(f"Station verified, decrypted and wrote {delivered}; acknowledgement signed and accepted")
 
         with backends.sessions() as session:
-            chain = verify(session, lab_id, backends.keys.public_key())
+            chain = verify(session, lab.lab_id, backends.keys.public_key())
         say(f"Audit chain verified: {chain.count} events, unbroken")
         return DemoResult(original, delivered, uploaded.design_id, uploaded.signed_receipt, True, chain.count, url)

@@ -72,6 +72,8 @@ STATION_FILE = "station.json"
 DOWNLOAD_RETRIES = 3
 MAX_BACKOFF_SECONDS = 60.0
 MAX_REASON_CHARS = 500
+SCRATCH_PREFIX = "job-"  # a job's decrypted files, in the work folder, removed when the job ends
+PARTIAL_PREFIX, PARTIAL_SUFFIX = ".dentgate-", ".part"  # a file being written into the import folder
 _MAX_DUPLICATES = 1000
 _MAX_PREFIX_BYTES = 64
 _MAX_NAME_BYTES = 240
@@ -343,6 +345,28 @@ class StationAgent:
     def _now(self) -> datetime:
         return self.clock() if self.clock is not None else datetime.now(UTC)
 
+    def sweep_leftovers(self) -> int:
+        """Delete what a killed run left behind: decrypted scratch folders and half-written import files.
+
+        Call it when the agent starts (one agent per station and folder); the job itself comes back
+        after its lease and is delivered whole. Returns how many leftovers were removed.
+        """
+        removed = 0
+        if self.work_dir.is_dir():
+            for scratch in self.work_dir.glob(f"{SCRATCH_PREFIX}*"):
+                if scratch.is_dir() and not scratch.is_symlink():
+                    shutil.rmtree(scratch)
+                else:
+                    scratch.unlink()
+                removed += 1
+        if self.import_dir.is_dir():
+            for partial in self.import_dir.glob(f"{PARTIAL_PREFIX}*{PARTIAL_SUFFIX}"):
+                partial.unlink()
+                removed += 1
+        if removed:
+            log.info("removed %d leftovers of an interrupted delivery", removed)
+        return removed
+
     # --- one job -----------------------------------------------------------------------------------------------
 
     def run_once(self, wait: float = 0) -> Delivery | None:
@@ -356,7 +380,7 @@ class StationAgent:
         job_id, design_id = str(job["job_id"]), str(job["design_id"])
         self.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.import_dir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix="job-", dir=self.work_dir))
+        scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=self.work_dir))
         try:
             try:
                 manifest = self._verify_custody(job)
@@ -506,7 +530,7 @@ class StationAgent:
         raise StationAgentError(f"too many files named like {prefix}_{name} in {self.import_dir}")
 
     def _write_atomically(self, source: Path, target: Path) -> None:
-        temporary = self.import_dir / f".dentgate-{uuid.uuid4().hex}.part"
+        temporary = self.import_dir / f"{PARTIAL_PREFIX}{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             with os.fdopen(descriptor, "wb") as out, open(source, "rb") as data:
@@ -556,6 +580,7 @@ class StationAgent:
         """`run_once` until `stop` is set; back off 1, 2, 4 … 60 s on connection errors, log in again on 401."""
         delay = 1.0
         relogged = False
+        self.sweep_leftovers()
         while not stop.is_set():
             try:
                 if self.client.token is None:

@@ -17,6 +17,7 @@ from gateway.middleware import JsonBodyLimitMiddleware, RequestContextMiddleware
 from gateway.problems import install_problem_handlers
 from gateway.routes import router as health_router
 from gateway.settings import Settings
+from gateway.transfer.design_routes import router as design_router
 from gateway.transfer.routes import router as transfer_router
 from gateway.transfer.station_routes import router as delivery_router
 from gateway.transfer.uploads import expire_uploads
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         housekeeping = asyncio.create_task(_housekeeping(backends))
+        backends.job_signal.start(asyncio.get_running_loop())
         yield
         housekeeping.cancel()
         backends.close()
@@ -64,4 +66,5 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     app.include_router(identity_router)
     app.include_router(transfer_router)
     app.include_router(delivery_router)
+    app.include_router(design_router)
     return app

@@ -18,6 +18,7 @@ from gateway.settings import Settings
 from gateway.storage import ObjectStore
 from gateway.storage.factory import open_object_store, open_staging_area
 from gateway.storage.staging import StagingArea
+from gateway.transfer.job_signal import JobSignal, postgres_dsn
 
 
 @dataclass
@@ -28,9 +29,11 @@ class Backends:
     store: ObjectStore
     staging: StagingArea
     keys: KeyProvider
+    job_signal: JobSignal
     clock: Callable[[], datetime] = field(default=utcnow)
 
     def close(self) -> None:
+        self.job_signal.stop()
         self.engine.dispose()
 
 
@@ -38,11 +41,13 @@ def open_backends(settings: Settings) -> Backends:
     """Connect lazily to the database, open the object store and load the gateway key."""
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = create_db_engine(settings.effective_database_url, settings.database_connect_timeout)
+    sessions = session_factory(engine)
     return Backends(
         settings=settings,
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=sessions,
         store=open_object_store(settings),
         staging=open_staging_area(settings),
         keys=open_key_provider(settings),
+        job_signal=JobSignal(sessions, postgres_dsn(engine)),
     )

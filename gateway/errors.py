@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Self
+
 
 class DentGateError(Exception):
     """Base of every error the gateway reports to a caller with a stable machine code."""
@@ -13,6 +15,13 @@ class DentGateError(Exception):
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
+        self.audit_entries: list[Any] = []
+
+    def audited(self, *entries: Any) -> Self:
+        """Attach audit entries (`gateway.audit.service.AuditEntry`) that must be recorded although the
+        request's transaction rolls back: the refusal itself is on record (G12, G19)."""
+        self.audit_entries.extend(entries)
+        return self
 
 
 class CrossLabAccess(DentGateError):

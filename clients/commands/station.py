@@ -91,6 +91,7 @@ def _describe(delivery) -> str:
 def once(import_dir: Path, wait: float, as_json: bool) -> None:
     """Claim, verify and import at most one design; exit status 1 if it was rejected."""
     agent = _agent(import_dir)
+    agent.sweep_leftovers()
     agent.session()
     try:
         delivery = agent.run_once(wait)

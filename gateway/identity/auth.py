@@ -96,10 +96,22 @@ CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 
 
 def lab_session(principal: CurrentPrincipal, backends: BackendsDep) -> Iterator[Session]:
-    """The request's one transaction, scoped to the caller's lab."""
-    with backends.sessions() as session, session.begin():
-        bind_to_lab(session, principal.lab_id)
-        yield session
+    """The request's one transaction, scoped to the caller's lab.
+
+    A refusal raised with audit entries (`DentGateError.audited`) rolls the transaction back and then
+    records those entries in a transaction of their own, so a denial is on record and nothing else is.
+    """
+    try:
+        with backends.sessions() as session, session.begin():
+            bind_to_lab(session, principal.lab_id)
+            yield session
+    except DentGateError as error:
+        if error.audit_entries:
+            with transaction(backends.sessions) as audit_session:
+                bind_to_lab(audit_session, principal.lab_id)
+                for entry in error.audit_entries:
+                    record(audit_session, entry)
+        raise
 
 
 LabSession = Annotated[Session, Depends(lab_session, scope="function")]

@@ -24,10 +24,9 @@ from gateway.transfer.custody import (
     parse_signed_acknowledgement,
     verify_custody,
 )
-from gateway.transfer.events import design_event
-from gateway.transfer.manifest import SignedManifest, parse_signed_manifest
+from gateway.transfer.design_access import authorize, jobs_of, signed_manifest_of
+from gateway.transfer.events import design_entry, design_event
 from gateway.transfer.models import DeliveryJob, Design
-from gateway.transfer.permissions import DesignFacts, Subject, require
 
 CLAIMABLE = ("available", "claimed")
 FINAL = ("acknowledged", "rejected", "cancelled", "declined")
@@ -94,15 +93,9 @@ def claimed_job(session: Session, principal: Principal, job_id: uuid.UUID, now: 
     return job
 
 
-def authorize_download(session: Session, principal: Principal, job: DeliveryJob) -> Design:
+def authorize_download(session: Session, principal: Principal, job: DeliveryJob, now: datetime) -> Design:
     """The Cedar rules decide; the decision and its rule are audited (G12)."""
-    design = session.get(Design, job.design_id)
-    facts = DesignFacts(
-        design.id, design.lab_id, design.account_id, frozenset({job.station_id}), design.status == "available"
-    )
-    decision = require(Subject("station", _station(principal), principal.lab_id), "download", facts)
-    job_event(session, principal, job, "design.download", rule=decision.reason)
-    return design
+    return authorize(session, principal, job.design_id, "download", now).design
 
 
 def acknowledge(
@@ -128,7 +121,7 @@ def acknowledge(
     device = session.get(Device, design.device_id)
     try:
         verify_custody(
-            _signed_manifest(design),
+            signed_manifest_of(design),
             device.public_key,
             SignedReceipt.model_validate_json(json.dumps(design.signed_receipt)),
             gateway_key,
@@ -136,10 +129,14 @@ def acknowledge(
             station.public_key,
         )
     except CustodyBroken as error:
-        job_event(session, principal, job, "job.acknowledge", outcome="failure", reason=error.detail)
-        raise
+        details = {"job": str(job.id), "station": str(job.station_id)}
+        entry = design_entry(principal, "job.acknowledge", job.design_id, "failure", error.detail, **details)
+        raise error.audited(entry) from None
     job.state, job.updated_at, job.lease_until = "acknowledged", now, None
     job.acknowledgement = signed_ack.model_dump(mode="json")
+    session.flush()
+    if all(other.state == "acknowledged" for other in jobs_of(session, [design.id])[design.id]):
+        design.status = "acknowledged"
     job_event(
         session, principal, job, "job.acknowledge", acknowledgement=acknowledgement_sha256(signed_ack.acknowledgement)
     )
@@ -155,7 +152,3 @@ def reject(
     if not decline:
         session.get(Design, job.design_id).status = "rejected"
     job_event(session, principal, job, "job.decline" if decline else "job.reject", outcome="denied", reason=reason)
-
-
-def _signed_manifest(design: Design) -> SignedManifest:
-    return parse_signed_manifest(json.dumps(design.signed_manifest).encode())

@@ -10,6 +10,29 @@ from gateway.audit.service import AuditEntry, record
 from gateway.identity.sessions import Principal
 
 
+def design_entry(
+    principal: Principal,
+    action: str,
+    design_id: uuid.UUID,
+    outcome: str = "success",
+    reason: str | None = None,
+    **details: object,
+) -> AuditEntry:
+    """`action` on the design by the caller, as an entry of the caller's lab chain."""
+    return AuditEntry(
+        lab_id=principal.lab_id,
+        category="operation",
+        action=action,
+        actor_type=principal.role,
+        actor_id=principal.actor_id,
+        outcome=outcome,  # type: ignore[arg-type]
+        reason=reason,
+        target=f"design:{design_id}",
+        device_id=str(principal.device_id) if principal.device_id else None,
+        details=details,
+    )
+
+
 def design_event(
     session: Session,
     principal: Principal,
@@ -20,18 +43,4 @@ def design_event(
     **details: object,
 ) -> None:
     """Record `action` on the design in the caller's lab chain, in the caller's transaction."""
-    record(
-        session,
-        AuditEntry(
-            lab_id=principal.lab_id,
-            category="operation",
-            action=action,
-            actor_type=principal.role,
-            actor_id=principal.actor_id,
-            outcome=outcome,  # type: ignore[arg-type]
-            reason=reason,
-            target=f"design:{design_id}",
-            device_id=str(principal.device_id) if principal.device_id else None,
-            details=details,
-        ),
-    )
+    record(session, design_entry(principal, action, design_id, outcome, reason, **details))

@@ -65,3 +65,21 @@ class DeliveryJob(LabOwned, Base):
     reason: Mapped[str | None] = mapped_column(sa.String(500))
     acknowledgement: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)  # the station's signed acknowledgement
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DesignGrant(LabOwned, Base):
+    """A per-design permission given by a manager to one account or station, until it expires or is revoked."""
+
+    __tablename__ = "design_grants"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    design_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("designs.id", ondelete="CASCADE"), index=True)
+    subject_type: Mapped[str] = mapped_column(sa.String(16))  # account | station
+    subject_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    permission: Mapped[str] = mapped_column(sa.String(32))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    granted_by: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("accounts.id"))
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("accounts.id"))

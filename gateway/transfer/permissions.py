@@ -18,8 +18,9 @@ import cedarpy
 
 from gateway.errors import DentGateError
 
-Action = Literal["read-metadata", "read-status", "download", "cancel", "grant", "revoke-grant"]
-ACTIONS: tuple[str, ...] = ("read-metadata", "read-status", "download", "cancel", "grant", "revoke-grant")
+Action = Literal["read-metadata", "read-status", "download", "cancel", "grant", "revoke-grant", "requeue"]
+ACTIONS: tuple[str, ...] = ("read-metadata", "read-status", "download", "cancel", "grant", "revoke-grant", "requeue")
+GRANTABLE: tuple[str, ...] = ("read-metadata", "read-status", "download")
 
 
 class DesignNotFound(DentGateError):

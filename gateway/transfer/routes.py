@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from gateway.deps import BackendsDep
-from gateway.identity.auth import LabSession, Manager, Member, Technician
+from gateway.identity.auth import LabSession, Manager, Technician
 from gateway.identity.models import Lab
 from gateway.identity.service import set_archive_recipient
 from gateway.identity.stations import list_stations
@@ -127,8 +127,3 @@ async def append_to_upload(
 def abort_upload(upload_id: uuid.UUID, technician: Technician, session: LabSession, backends: BackendsDep) -> Response:
     uploads.abort_upload(session, technician, upload_id, backends.staging, backends.clock())
     return Response(status_code=204)
-
-
-@router.get("/designs", response_model=list[s.DesignOut])
-def list_designs(member: Member, session: LabSession) -> list[s.DesignOut]:
-    return [s.DesignOut.model_validate(d) for d in uploads.list_designs(session, member)]

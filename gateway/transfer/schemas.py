@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class UploadIn(BaseModel):
@@ -28,8 +28,27 @@ class CommittedOut(BaseModel):
     receipt: dict[str, Any]
 
 
-class DesignOut(BaseModel):
+class JobStateOut(BaseModel):
+    """Where one station's delivery stands: available, claimed, acknowledged, declined, rejected or cancelled."""
+
     model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    station_id: uuid.UUID
+    state: str
+    reason: str | None
+    attempts: int
+    updated_at: datetime
+
+
+class DesignFileOut(BaseModel):
+    name: str
+    media_type: str
+    size: int
+
+
+class DesignOut(BaseModel):
+    """A design's metadata (never its content) and each delivery job's state."""
 
     id: uuid.UUID
     case_reference: str
@@ -39,6 +58,43 @@ class DesignOut(BaseModel):
     ciphertext_size: int
     ciphertext_sha256: str
     committed_at: datetime
+    process: str
+    remote_location: str
+    material: str | None
+    teeth: list[int]
+    files: list[DesignFileOut]
+    jobs: list[JobStateOut]
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class GrantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject_type: Literal["account", "station"]
+    subject_id: uuid.UUID
+    permission: Literal["read-metadata", "read-status", "download"]
+    expires_at: AwareDatetime
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class GrantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    design_id: uuid.UUID
+    subject_type: str
+    subject_id: uuid.UUID
+    permission: str
+    expires_at: datetime
+    granted_by: uuid.UUID
+    reason: str
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 class ArchiveKeyIn(BaseModel):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 import uuid
 from typing import Any
 
@@ -21,12 +20,10 @@ from gateway.deps import BackendsDep
 from gateway.identity.auth import LabSession, StationCaller
 from gateway.identity.sessions import Principal
 from gateway.policy import default_policy
-from gateway.storage import InvalidRange
 from gateway.transfer import delivery
+from gateway.transfer.design_routes import ciphertext_response
 
 router = APIRouter(prefix="/api/v1", tags=["delivery"])
-POLL_INTERVAL_SECONDS = 0.5
-_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
 
 class JobOut(BaseModel):
@@ -67,22 +64,28 @@ def _claim(backends: Backends, station: Principal) -> delivery.ClaimedJob | None
 @router.get("/station/jobs/next", response_model=JobOut, responses={204: {"description": "No job within the wait"}})
 async def next_job(station: StationCaller, backends: BackendsDep, wait: float = Query(default=0, ge=0, le=30)):
     """Claim the next job, waiting up to `wait` seconds for one (long poll); 204 when none came."""
-    deadline = asyncio.get_running_loop().time() + wait
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
     while True:
-        claimed = await run_in_threadpool(_claim, backends, station)
-        if claimed is not None:
-            return JobOut(
-                job_id=claimed.job.id,
-                design_id=claimed.design.id,
-                attempt=claimed.job.attempts,
-                lease_until=claimed.job.lease_until.isoformat(),
-                signed_manifest=claimed.design.signed_manifest,
-                signed_receipt=claimed.design.signed_receipt,
-                device_public_key=base64.b64encode(claimed.device_public_key).decode(),
-            )
-        if asyncio.get_running_loop().time() >= deadline:
-            return Response(status_code=204)
-        await asyncio.sleep(POLL_INTERVAL_SECONDS)
+        ready = backends.job_signal.waiter(station.station_id)  # registered before looking: no lost wake-up
+        try:
+            claimed = await run_in_threadpool(_claim, backends, station)
+            if claimed is not None:
+                return JobOut(
+                    job_id=claimed.job.id,
+                    design_id=claimed.design.id,
+                    attempt=claimed.job.attempts,
+                    lease_until=claimed.job.lease_until.isoformat(),
+                    signed_manifest=claimed.design.signed_manifest,
+                    signed_receipt=claimed.design.signed_receipt,
+                    device_public_key=base64.b64encode(claimed.device_public_key).decode(),
+                )
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return Response(status_code=204)
+            await backends.job_signal.wait(ready, remaining)
+        finally:
+            backends.job_signal.forget(station.station_id, ready)
 
 
 @router.get("/station/jobs/{job_id}/ciphertext")
@@ -95,21 +98,8 @@ def download(
 ) -> StreamingResponse:
     """The encrypted design (age), resumable with a `Range: bytes=N-` header."""
     job = delivery.claimed_job(session, station, job_id, backends.clock())
-    design = delivery.authorize_download(session, station, job)
-    start, end = 0, None
-    if range_header:
-        match = _RANGE.fullmatch(range_header.strip())
-        if match is None:
-            raise InvalidRange("only a single `bytes=start-[end]` range is supported")
-        start, end = int(match[1]), int(match[2]) if match[2] else None
-    last = design.ciphertext_size - 1 if end is None else min(end, design.ciphertext_size - 1)
-    body = backends.store.get(design.object_key, start, last)
-    headers = {"Accept-Ranges": "bytes", "Content-Length": str(last - start + 1)}
-    if range_header:
-        headers["Content-Range"] = f"bytes {start}-{last}/{design.ciphertext_size}"
-    return StreamingResponse(
-        body, status_code=206 if range_header else 200, media_type="application/age", headers=headers
-    )
+    design = delivery.authorize_download(session, station, job, backends.clock())
+    return ciphertext_response(backends.store, design, range_header)
 
 
 @router.post("/station/jobs/{job_id}/ack", status_code=204)

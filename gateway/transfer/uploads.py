@@ -29,6 +29,7 @@ from gateway.storage import ObjectStore, new_object_key
 from gateway.storage.staging import StagingArea, StagingHandle
 from gateway.transfer.custody import SignedReceipt, receipt_for, sign_receipt
 from gateway.transfer.events import design_event
+from gateway.transfer.job_signal import announce
 from gateway.transfer.manifest import SignedManifest, parse_signed_manifest, verify_manifest
 from gateway.transfer.models import DeliveryJob, Design, Upload
 
@@ -250,6 +251,7 @@ def _commit(
     )
     upload.status = "committed"
     session.flush()
+    announce(session, manifest.target_stations)
     design_event(session, principal, "design.commit", design.id, case=manifest.case_reference,
            ciphertext_sha256=manifest.ciphertext_sha256, process=manifest.process,
            location=manifest.remote_location)  # fmt: skip
@@ -263,16 +265,6 @@ def abort_upload(
     staging.abort(StagingHandle.from_dict(upload.staging))
     upload.status = "aborted"
     design_event(session, principal, "upload.abort", upload.design_id)
-
-
-def list_designs(session: Session, principal: Principal) -> list[Design]:
-    """Managers and auditors see the lab's designs; a technician sees their own (G12)."""
-    query = sa.select(Design).order_by(Design.committed_at.desc())
-    if principal.role == "technician":
-        query = query.where(Design.account_id == principal.account_id)
-    elif principal.role not in ("manager", "auditor"):
-        raise Forbidden("stations see their jobs, not the design list")
-    return list(session.scalars(query))
 
 
 def expire_uploads(sessions: sessionmaker, staging: StagingArea, now: datetime, batch: int = 100) -> int:

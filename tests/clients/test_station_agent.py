@@ -135,7 +135,7 @@ def test_a_design_is_verified_imported_and_acknowledged(scene, tmp_path):
     assert import_listing(agent) == [f"{CASE}_crown_11.stl"]  # no temporary file left behind
     assert list(agent.work_dir.iterdir()) == []
     assert agent.run_once() is None  # the job is gone
-    assert design_status(scene, design_id) == "available"
+    assert design_status(scene, design_id) == "acknowledged"  # every target station acknowledged it
 
 
 def test_a_redelivered_job_leaves_exactly_one_copy(scene, tmp_path, monkeypatch):

@@ -47,6 +47,8 @@ def design(cancellable: bool = True) -> DesignFacts:
         (MANAGER, "grant", True, "manager-administers-designs"),
         (MANAGER, "revoke-grant", True, "manager-administers-designs"),
         (MANAGER, "cancel", True, "manager-administers-designs"),
+        (MANAGER, "requeue", True, "manager-administers-designs"),
+        (OWNER, "requeue", False, None),
         (MANAGER, "download", False, None),
         (AUDITOR, "read-metadata", True, "auditor-reads-metadata"),
         (AUDITOR, "download", False, "auditors-never-get-content"),
@@ -76,6 +78,12 @@ def test_a_grant_opens_only_what_it_names():
     assert decide(COLLEAGUE, "read-status", design(), granted={"read-status"}).rules == ("granted-read-status",)
     assert decide(COLLEAGUE, "read-metadata", design(), granted={"read-status"}).allowed is False
     assert decide(OTHER_STATION, "download", design(), granted={"download"}).allowed is True
+    assert decide(MANAGER, "download", design(), granted={"download"}).rules == ("granted-download",)
+
+
+def test_no_grant_gives_an_auditor_content():
+    decision = decide(AUDITOR, "download", design(), granted={"download"})
+    assert (decision.allowed, decision.rules) == (False, ("auditors-never-get-content",))
 
 
 def test_no_grant_gives_an_auditor_content_or_crosses_labs():
