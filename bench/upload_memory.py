@@ -23,18 +23,13 @@ Target: peak RSS ≤ idle RSS + 64 MiB. The exit status is 0 when the target hol
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,14 +39,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pyrage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from harness import (
+    MIB,
+    RssSampler,
+    gateway_process,
+    kernel_peak,
+    reset_kernel_peak,
+    sample_for,
+    say,
+    tree_rss,
+)
 
 from clients.demo import DemoLab, create_lab, prepare_lab
 from clients.identities import StationIdentity
-from clients.sealing import Sealed, seal_stream
-from clients.uploader import _send
+from clients.sealing import PieceReader, Sealed, seal_stream
+from clients.uploader import send_ciphertext
 from gateway.backends import open_backends
 from gateway.db.migrate import migrate
 from gateway.policy import default_policy
@@ -60,30 +64,14 @@ from gateway.transfer.custody import SignedReceipt, verify_receipt
 from gateway.transfer.manifest import Manifest, sign_manifest
 from gateway.transfer.teeth import parse_tooth
 
-MIB = 1024 * 1024
 TARGET_GROWTH = 64 * MIB
-SAMPLE_SECONDS = 0.02
 IDLE_WINDOW_SECONDS = 1.0
-CHILDREN_REFRESH_SECONDS = 0.5
-STARTUP_SECONDS = 30
-STOP_SECONDS = 20
 
 AGE_CHUNK = 64 * 1024  # age encrypts the payload in 64 KiB chunks…
 AGE_TAG = 16  # …each followed by a 16-byte Poly1305 tag
 AGE_HEADER_ALLOWANCE = 4096  # header + 16-byte nonce: about 0.3-0.5 KiB with two X25519 stanzas and rage's grease
 RANDOM_PIECE = 64 * 1024
 DESIGN_FILE = "bench-random.bin"
-
-
-def say(line: str) -> None:
-    """Progress goes to stderr, so that `--json` keeps stdout for the result."""
-    print(line, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --- the design: random bytes in a one-file tar, sealed with age ---------------------------------------------
@@ -96,7 +84,7 @@ def content_size_for(ciphertext_budget: int) -> int:
     return max(0, (plaintext_budget - tar_overhead) // tarfile.BLOCKSIZE * tarfile.BLOCKSIZE)
 
 
-class RandomBundle:
+class RandomBundle(PieceReader):
     """A readable PAX tar of one file of `size` random bytes, generated as it is read, in constant memory.
 
     The same layout `clients.sealing.BundleReader` writes (mode 0644, mtime 0, no owner, 10240-byte
@@ -107,9 +95,7 @@ class RandomBundle:
         self.name = name
         self.size = size
         self._digest = hashlib.sha256()
-        self._pieces = self._generate()
-        self._pending = b""
-        self._done = False
+        super().__init__()
 
     @property
     def sha256(self) -> str:
@@ -131,16 +117,6 @@ class RandomBundle:
         written = len(header) + self.size + padding + 2 * tarfile.BLOCKSIZE
         yield b"\0" * (padding + 2 * tarfile.BLOCKSIZE + (-written % tarfile.RECORDSIZE))
 
-    def read(self, size: int = -1) -> bytes:
-        wanted = RANDOM_PIECE if size is None or size < 0 else size
-        while len(self._pending) < wanted and not self._done:
-            try:
-                self._pending += next(self._pieces)
-            except StopIteration:
-                self._done = True
-        data, self._pending = self._pending[:wanted], self._pending[wanted:]
-        return data
-
 
 # --- the gateway process ----------------------------------------------------------------------------------------
 
@@ -156,109 +132,6 @@ def prepare_data_dir(data_dir: Path) -> tuple[uuid.UUID, str]:
         return create_lab(backends)
     finally:
         backends.close()
-
-
-@contextlib.contextmanager
-def gateway_process(data_dir: Path, work_dir: Path, log_file: Path) -> Iterator[tuple[psutil.Process, str]]:
-    """`dentgate serve` on a free loopback port over `data_dir`; interrupted (then killed) on the way out."""
-    port = free_port()
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("DENTGATE_")}
-    environment["TMPDIR"] = str(work_dir)  # request bodies spooled to disk stay inside the bench's folder
-    command = [sys.executable, "-m", "clients.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log_file.open("wb") as log:
-        server = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-            [*command, "--data-dir", str(data_dir)], cwd=work_dir, env=environment, stdout=log, stderr=log
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"the gateway exited with {server.returncode}:\n{log_file.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the gateway was not ready within {STARTUP_SECONDS} s")
-            time.sleep(0.1)
-        yield psutil.Process(server.pid), url
-    finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-
-
-# --- memory -----------------------------------------------------------------------------------------------------
-
-
-def tree_rss(process: psutil.Process, children: list[psutil.Process]) -> int:
-    """Resident bytes of the process and its children (gone children count for nothing)."""
-    total = 0
-    for member in [process, *children]:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
-            total += member.memory_info().rss
-    return total
-
-
-class RssSampler(threading.Thread):
-    """Samples the resident set of a process and its children every SAMPLE_SECONDS until stopped."""
-
-    def __init__(self, process: psutil.Process) -> None:
-        super().__init__(name="rss-sampler", daemon=True)
-        self._process = process
-        self._stop_event = threading.Event()
-        self.samples: list[tuple[float, int]] = []  # (monotonic time, bytes)
-
-    def run(self) -> None:
-        children: list[psutil.Process] = []
-        refreshed = 0.0
-        while not self._stop_event.is_set():
-            now = time.monotonic()
-            if now - refreshed >= CHILDREN_REFRESH_SECONDS:  # listing children scans /proc: not every sample
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    children = self._process.children(recursive=True)
-                refreshed = now
-            self.samples.append((now, tree_rss(self._process, children)))
-            self._stop_event.wait(SAMPLE_SECONDS)
-
-    def stop(self) -> list[tuple[float, int]]:
-        self._stop_event.set()
-        self.join()
-        return self.samples
-
-
-def sample_for(process: psutil.Process, seconds: float) -> list[int]:
-    sampler = RssSampler(process)
-    sampler.start()
-    time.sleep(seconds)
-    return [rss for _, rss in sampler.stop()]
-
-
-def reset_kernel_peak(pid: int) -> bool:
-    """Reset the kernel's peak-RSS counter (VmHWM) of `pid`; False where the system does not allow it."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def kernel_peak(pid: int) -> int | None:
-    """VmHWM of `pid` in bytes (Linux), the resident peak the kernel saw; None where it is not available."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return None
 
 
 # --- the lab and the upload -------------------------------------------------------------------------------------
@@ -311,7 +184,7 @@ def signed_manifest(lab: DemoLab, recipients: list[str], sealed: Sealed, bundle:
 
 
 def progress_printer(total: int) -> Callable[[int, int], None]:
-    """A progress callback for `_send` that reports every 10 %."""
+    """A progress callback for `send_ciphertext` that reports every 10 %."""
     shown = [-1]
 
     def report(done: int, _total: int) -> None:
@@ -422,7 +295,8 @@ def run(size_mib: int) -> Result:
             try:
                 created = lab.technician.post("/api/v1/uploads", {"signed_manifest": manifest})
                 with design.open("rb") as ciphertext:
-                    result = _send(lab.technician, created["upload_id"], ciphertext, sealed.ciphertext_size, progress)
+                    size = sealed.ciphertext_size
+                    result = send_ciphertext(lab.technician, created["upload_id"], ciphertext, size, progress)
                 finished = time.monotonic()
             finally:
                 samples = sampler.stop()

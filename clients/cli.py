@@ -105,17 +105,25 @@ def demo(workdir: Path | None, as_json: bool) -> None:
 
 def _register_commands() -> None:
     from clients.commands import admin as admin_commands
-    from clients.commands import session, station, tech
+    from clients.commands import (
+        audit,
+        audit_custody,  # noqa: F401 (adds `audit custody` to the audit group)
+        session,
+        station,
+        tech,
+    )
 
     main.add_command(session.activate)
     main.add_command(session.login)
     main.add_command(session.logout)
     main.add_command(tech.tech)
     main.add_command(station.station)
+    main.add_command(audit.audit)
     admin.add_command(admin_commands.init)
     admin.add_command(admin_commands.user)
     admin.add_command(admin_commands.device)
     admin.add_command(admin_commands.station)
+    admin.add_command(__import__("clients.commands.audit_admin", fromlist=["_"]).audit_purge)
 
 
 _register_commands()

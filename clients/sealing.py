@@ -282,7 +282,32 @@ def _open_regular(path: str | os.PathLike[str]) -> tuple[int, int]:
     return descriptor, status.st_size
 
 
-class BundleReader:
+class PieceReader:
+    """A readable stream over the pieces a generator produces (`_generate`), in constant memory."""
+
+    def __init__(self) -> None:
+        self._pieces = self._generate()
+        self._pending = b""
+        self._done = False
+
+    def _generate(self) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = CHUNK_BYTES if size is None or size < 0 else size
+        while len(self._pending) < wanted and not self._done:
+            try:
+                self._pending += next(self._pieces)
+            except StopIteration:
+                self._done = True
+        data, self._pending = self._pending[:wanted], self._pending[wanted:]
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+class BundleReader(PieceReader):
     """A readable stream of the PAX tar of `files`, produced as it is read (no temporary file, no thread).
 
     Byte for byte what `tarfile` writes for the same members: a PAX header when the name needs one,
@@ -313,9 +338,7 @@ class BundleReader:
         if total > max_total_size:
             raise BundleRefused(f"the files come to more than {max_total_size} bytes")
         self.entries: list[BundleEntry] = []
-        self._pieces = self._generate()
-        self._pending = b""
-        self._done = False
+        super().__init__()
 
     def _generate(self) -> Iterator[bytes]:
         offset = total = 0
@@ -341,19 +364,6 @@ class BundleReader:
             self.entries.append(BundleEntry(name, digest.hexdigest(), size))
         offset += 2 * _BLOCK
         yield b"\0" * (2 * _BLOCK + (-offset % _RECORD))
-
-    def read(self, size: int = -1) -> bytes:
-        wanted = CHUNK_BYTES if size is None or size < 0 else size
-        while len(self._pending) < wanted and not self._done:
-            try:
-                self._pending += next(self._pieces)
-            except StopIteration:
-                self._done = True
-        data, self._pending = self._pending[:wanted], self._pending[wanted:]
-        return data
-
-    def readable(self) -> bool:
-        return True
 
 
 def pack_bundle(files: Sequence[tuple[str, str | os.PathLike[str]]], out: BinaryIO) -> list[BundleEntry]:

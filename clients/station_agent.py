@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 import httpx
 from pydantic import ValidationError
 
-from clients.api import ApiError, GatewayClient
+from clients.api import ApiError, GatewayClient, raise_for_problem
 from clients.identities import StationIdentity
 from clients.sealing import CHUNK_BYTES, BundleRefused, SealBroken, open_bundle
 from gateway.errors import DentGateError
@@ -213,26 +213,16 @@ class StationClient(GatewayClient):
             headers["Authorization"] = f"DPoP {token}"
         return headers
 
-    def request(self, method: str, path: str, json: Any = None, authenticated: bool = True) -> Any:
-        url = self._url(path)
-        with httpx.Client(timeout=self.timeout, transport=self.transport) as http:
-            response = http.request(method, url, json=json, headers=self._headers(method, url, authenticated))
-        _raise_for_problem(response)
-        return response.json() if response.content else None
-
     def download(self, path: str, out: BinaryIO, start: int, limit: int) -> None:
         """Append the resource from byte `start` to `out` (at offset `start`); at most `limit` bytes in all."""
         url = self._url(path)
         headers = self._headers("GET", url)
         if start:
             headers["Range"] = f"bytes={start}-"
-        with (
-            httpx.Client(timeout=self.timeout, transport=self.transport) as http,
-            http.stream("GET", url, headers=headers) as response,
-        ):
+        with self._client().stream("GET", url, headers=headers, timeout=self.timeout) as response:
             if response.status_code >= 400:
                 response.read()
-                _raise_for_problem(response)
+                raise_for_problem(response)
             if response.status_code != 206:
                 start = 0  # the whole resource came back (a range was not honoured): start over
             out.seek(start)
@@ -243,23 +233,6 @@ class StationClient(GatewayClient):
                 if written > limit:
                     raise VerificationFailed(f"the ciphertext is longer than the {limit} bytes the manifest names")
                 out.write(chunk)
-
-
-def _raise_for_problem(response: httpx.Response) -> None:
-    if response.status_code < 400:
-        return
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    raise ApiError(
-        response.status_code,
-        str(body.get("code", "http-error")),
-        str(body.get("detail") or body.get("title") or response.reason_phrase),
-        body,
-    )
 
 
 # --- the agent -----------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from clients.api import ApiError, GatewayClient
 from clients.sealing import seal_bundle
@@ -26,7 +27,7 @@ from gateway.transfer.custody import Receipt, SignedReceipt, verify_receipt
 from gateway.transfer.formats import classify, sanitise_filename
 from gateway.transfer.manifest import Manifest, sign_manifest
 from gateway.transfer.mesh import validate_mesh
-from gateway.transfer.teeth import parse_tooth
+from gateway.transfer.teeth import ToothNumber, parse_tooth
 
 CHUNK_BYTES = 8 * 1024 * 1024
 SNIFF_BYTES = 4096
@@ -37,14 +38,22 @@ class UploadFailed(Exception):
     """The design could not be sent; the message says why and what to do."""
 
 
+class DesignRefused(UploadFailed):
+    """The design cannot be sent as it is (no case, a manifest that cannot be valid): change it, not the network."""
+
+
+class ReceiptUnverified(UploadFailed):
+    """The gateway's receipt is not for the bytes sent: the design may be committed, so not to be resent blindly."""
+
+
 @dataclass(frozen=True)
 class DesignRequest:
     files: list[Path]
-    case_reference: str
+    case_reference: str | None  # None only until `clients.prefill.fill_request` found it in a companion
     station_ids: list[uuid.UUID]
     process: str
     remote_location: str
-    teeth: list[str]  # as written, with `tooth_system`
+    teeth: list[str | ToothNumber]  # text as written, with `tooth_system`; or already read (from a companion)
     tooth_system: str = "FDI"
     material: str | None = None
 
@@ -89,6 +98,12 @@ def upload_design(
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> Uploaded:
     """Validate, seal, sign and upload one design bundle; returns the verified receipt."""
+    if not (request.case_reference or "").strip():
+        raise DesignRefused(
+            "no case reference: give --case (the lab's instruction-form number), or include the exocad "
+            ".constructionInfo or 3Shape order XML that names the case"
+        )
+    teeth = [t if isinstance(t, ToothNumber) else parse_tooth(t, request.tooth_system) for t in request.teeth]
     named, media, warnings = _checked_files(request.files)
     targets = client.get("/api/v1/lab/recipients")
     stations = {uuid.UUID(s["id"]): s["age_recipient"] for s in targets["stations"]}
@@ -100,51 +115,60 @@ def upload_design(
     recipients = [stations[s] for s in request.station_ids] + [targets["archive_recipient"]]
     with tempfile.TemporaryFile() as ciphertext:
         bundle = seal_bundle(named, ciphertext, recipients)
-        teeth = [parse_tooth(t, request.tooth_system) for t in request.teeth]
-        manifest = Manifest.model_validate_json(
-            json.dumps(
-                {
-                    "format": "dentgate-manifest-v1",
-                    "design_id": str(uuid.uuid4()),
-                    "lab_id": targets["lab_id"],
-                    "case_reference": request.case_reference,
-                    "files": [
-                        {"name": e.name, "media_type": media[e.name], "size": e.size, "sha256": e.sha256}
-                        for e in bundle.files
-                    ],
-                    "teeth": [
-                        {"fdi": t.fdi, "source_system": t.source_system, "source_value": t.source_value} for t in teeth
-                    ],
-                    "material": request.material,
-                    "process": request.process,
-                    "remote_location": request.remote_location,
-                    "target_stations": [str(s) for s in request.station_ids],
-                    "recipients": [
-                        *(
-                            {"kind": "station", "station_id": str(s), "age_recipient": stations[s]}
-                            for s in request.station_ids
-                        ),
-                        {"kind": "archive", "station_id": None, "age_recipient": targets["archive_recipient"]},
-                    ],
-                    "technician_id": str(technician_id),
-                    "device_id": str(device_id),
-                    "created_at": datetime.now(UTC).isoformat(),
-                    "ciphertext_size": bundle.sealed.ciphertext_size,
-                    "ciphertext_sha256": bundle.sealed.ciphertext_sha256,
-                }
-            )
+        manifest = _manifest(
+            {
+                "format": "dentgate-manifest-v1",
+                "design_id": str(uuid.uuid4()),
+                "lab_id": targets["lab_id"],
+                "case_reference": request.case_reference,
+                "files": [
+                    {"name": e.name, "media_type": media[e.name], "size": e.size, "sha256": e.sha256}
+                    for e in bundle.files
+                ],
+                "teeth": [
+                    {"fdi": t.fdi, "source_system": t.source_system, "source_value": t.source_value} for t in teeth
+                ],
+                "material": request.material,
+                "process": request.process,
+                "remote_location": request.remote_location,
+                "target_stations": [str(s) for s in request.station_ids],
+                "recipients": [
+                    *(
+                        {"kind": "station", "station_id": str(s), "age_recipient": stations[s]}
+                        for s in request.station_ids
+                    ),
+                    {"kind": "archive", "station_id": None, "age_recipient": targets["archive_recipient"]},
+                ],
+                "technician_id": str(technician_id),
+                "device_id": str(device_id),
+                "created_at": datetime.now(UTC).isoformat(),
+                "ciphertext_size": bundle.sealed.ciphertext_size,
+                "ciphertext_sha256": bundle.sealed.ciphertext_sha256,
+            }
         )
         signed = sign_manifest(manifest, client.key)
         created = client.post("/api/v1/uploads", {"signed_manifest": signed.model_dump(mode="json")})
-        result = _send(client, created["upload_id"], ciphertext, bundle.sealed.ciphertext_size, progress)
+        result = send_ciphertext(client, created["upload_id"], ciphertext, bundle.sealed.ciphertext_size, progress)
     signed_receipt = SignedReceipt.model_validate_json(json.dumps(result["receipt"]))
     receipt = verify_receipt(signed_receipt, gateway_key)
     if receipt.ciphertext_sha256 != bundle.sealed.ciphertext_sha256:
-        raise UploadFailed("the gateway's receipt names other bytes than the ones sent")
+        raise ReceiptUnverified("the gateway's receipt names other bytes than the ones sent; tell your lab manager")
     return Uploaded(manifest.design_id, receipt, result["receipt"], warnings)
 
 
-def _send(
+def _manifest(fields: dict[str, Any]) -> Manifest:
+    """The manifest of these fields; DesignRefused naming each field the manifest rules refuse (none is sent)."""
+    try:
+        return Manifest.model_validate_json(json.dumps(fields))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'manifest'}: {e['msg']}"
+            for e in error.errors(include_input=False, include_url=False)
+        )
+        raise DesignRefused(f"the design cannot be described as it is: {problems}") from None
+
+
+def send_ciphertext(
     client: GatewayClient, upload_id: str, ciphertext: Any, total: int, progress: Callable[[int, int], None]
 ) -> dict:
     """PATCH the ciphertext in chunks; after a dropped connection, ask the gateway's offset and go on from there."""

@@ -1,4 +1,4 @@
-"""Per-request context: a request id on every request and response, one log line, no raw 500s."""
+"""Per-request context: a request id on every request and response, one log line, one access event, no raw 500s."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.audit.access import record_access
 from gateway.problems import problem
 from gateway.request_context import RequestContext, enter_request, leave_request
 
@@ -18,7 +19,11 @@ log = structlog.get_logger("dentgate.http")
 
 
 class RequestContextMiddleware:
-    """Adopt a well-formed caller `X-Request-ID` or mint one; answer unhandled errors as problem+json."""
+    """Adopt a well-formed caller `X-Request-ID` or mint one; answer unhandled errors as problem+json.
+
+    Once the response is sent, a request made by an authenticated principal (`request.state.principal`)
+    becomes one access event on the audit chain (`gateway.audit.access`).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -32,6 +37,7 @@ class RequestContextMiddleware:
         client = scope.get("client")
         token = enter_request(RequestContext(request_id, client[0] if client else None))
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        scope.setdefault("state", {})  # where authentication leaves the principal (`request.state`)
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -63,6 +69,7 @@ class RequestContextMiddleware:
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
                 client=client[0] if client else None,
             )
+            await record_access(scope, status, started)
             structlog.contextvars.unbind_contextvars("request_id")
             leave_request(token)
 

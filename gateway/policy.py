@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from functools import cache
 from importlib import resources
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,11 +49,43 @@ class TransferPolicy(_Strict):
     lease_seconds: int = Field(ge=10)
 
 
+class WatchPolicy(_Strict):
+    """The technician's folder watcher (`dentgate tech watch`)."""
+
+    settle_seconds: float = Field(gt=0, le=3600)
+    ignore_patterns: tuple[str, ...] = ()
+    after_upload: Literal["archive", "delete"]
+
+
+class AuditPolicy(_Strict):
+    """Audit chain checkpoints and log retention (G19); the guideline family asks for at least 5 years."""
+
+    checkpoint_every_events: int = Field(ge=1)
+    checkpoint_every_minutes: int = Field(ge=1)
+    retention_years_access: int = Field(ge=5)
+    retention_years_auth: int = Field(ge=5)
+    retention_years_operation: int = Field(ge=5)
+
+    def retention_years(self, category: str) -> int:
+        """Years an event of `category` (access, auth, operation) is kept."""
+        return {
+            "access": self.retention_years_access,
+            "auth": self.retention_years_auth,
+            "operation": self.retention_years_operation,
+        }[category]
+
+    @property
+    def longest_retention_years(self) -> int:
+        return max(self.retention_years_access, self.retention_years_auth, self.retention_years_operation)
+
+
 class SecurityPolicy(_Strict):
     version: str
     identity: IdentityPolicy
     posture: PosturePolicy
     transfer: TransferPolicy
+    watch: WatchPolicy
+    audit: AuditPolicy
 
 
 def parse_policy(text: str) -> SecurityPolicy:

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     s3_sse: Literal["none", "AES256", "aws:kms"] = "AES256"
     s3_sse_kms_key_id: str | None = None
     s3_part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    checkpoint_publish_url: str | None = Field(
+        default=None,
+        pattern=r"^(s3://[^/]+|file:///)",
+        description="where signed audit checkpoints are published outside the database (G19): "
+        "s3://bucket/prefix (Object Lock required) or file:///abs/path/checkpoints.jsonl",
+    )
 
     key_provider: str = Field(default="local", description="local | aws-kms:<key id>")
     key_file: Path | None = Field(default=None, description="default: <data_dir>/keys/gateway-key.json")

@@ -100,6 +100,19 @@ def gateway(tmp_path, database_url):
     yield from running_app(Settings(data_dir=tmp_path / "data", database_url=database_url))
 
 
+STORES = ["local", pytest.param("s3", marks=pytest.mark.s3)]
+
+
+def app_settings(request: pytest.FixtureRequest, store: str, tmp_path, database_url: str) -> Settings:
+    """Settings for a test app on `database_url` with designs on a local directory or on S3 (moto, via boto3)."""
+    settings = {"data_dir": tmp_path / "data", "database_url": database_url}
+    if store == "s3":
+        bucket, endpoint = request.getfixturevalue("s3_bucket"), request.getfixturevalue("moto_endpoint")
+        settings |= {"storage_url": f"s3://{bucket}/designs", "s3_endpoint_url": endpoint}
+        settings |= {"s3_region": "ap-northeast-1"}
+    return Settings(**settings)
+
+
 def running_app(settings: Settings):
     """The app on `settings`, migrated, with a test clock, driven through a TestClient."""
     backends = open_backends(settings)

@@ -80,31 +80,60 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def canonical_event(event: ChainedEvent) -> bytes:
+def event_document(event: ChainedEvent) -> dict[str, Any]:
+    """The event as the JSON object its hash covers (and an export carries, with the hash beside it)."""
     if event.category not in CATEGORIES:
         raise InvalidAuditEvent(f"unknown audit category {event.category!r}")
     if event.outcome not in OUTCOMES:
         raise InvalidAuditEvent(f"unknown audit outcome {event.outcome!r}")
+    return {
+        "format": FORMAT,
+        "lab": str(event.lab_id),
+        "seq": event.seq,
+        "time": format_instant(event.occurred_at),
+        "actor": {"type": event.actor_type, "id": event.actor_id},
+        "category": event.category,
+        "action": event.action,
+        "target": event.target,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "client_address": event.client_address,
+        "device": event.device_id,
+        "request_id": event.request_id,
+        "details": event.details,
+        "prev": event.prev_hash,
+    }
+
+
+def event_from_document(document: dict[str, Any]) -> ChainedEvent:
+    """The inverse of `event_document`, for checking an exported event offline; InvalidAuditEvent if malformed."""
     try:
-        return canonical_json(
-            {
-                "format": FORMAT,
-                "lab": str(event.lab_id),
-                "seq": event.seq,
-                "time": format_instant(event.occurred_at),
-                "actor": {"type": event.actor_type, "id": event.actor_id},
-                "category": event.category,
-                "action": event.action,
-                "target": event.target,
-                "outcome": event.outcome,
-                "reason": event.reason,
-                "client_address": event.client_address,
-                "device": event.device_id,
-                "request_id": event.request_id,
-                "details": event.details,
-                "prev": event.prev_hash,
-            }
+        if document["format"] != FORMAT:
+            raise InvalidAuditEvent(f"not a {FORMAT} event")
+        return ChainedEvent(
+            lab_id=uuid.UUID(document["lab"]),
+            seq=int(document["seq"]),
+            occurred_at=datetime.strptime(document["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),
+            actor_type=document["actor"]["type"],
+            actor_id=document["actor"]["id"],
+            category=document["category"],
+            action=document["action"],
+            target=document["target"],
+            outcome=document["outcome"],
+            reason=document["reason"],
+            client_address=document["client_address"],
+            device_id=document["device"],
+            request_id=document["request_id"],
+            details=document["details"],
+            prev_hash=document["prev"],
         )
+    except (KeyError, TypeError, ValueError) as error:
+        raise InvalidAuditEvent(f"malformed exported event: {error}") from None
+
+
+def canonical_event(event: ChainedEvent) -> bytes:
+    try:
+        return canonical_json(event_document(event))
     except (TypeError, ValueError) as error:
         raise InvalidAuditEvent(f"audit details are not plain JSON: {error}") from error
 

@@ -15,7 +15,14 @@ class AuditEvent(LabOwned, Base):
     """One access, authentication or operation event, hash-chained to its predecessor in the lab."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (sa.UniqueConstraint("lab_id", "seq", name="uq_audit_events_lab_seq"),)
+    __table_args__ = (
+        sa.UniqueConstraint("lab_id", "seq", name="uq_audit_events_lab_seq"),
+        # The auditor's questions: who touched this design or case, what did this person do, when, which action.
+        sa.Index("ix_audit_events_lab_target_seq", "lab_id", "target", "seq"),
+        sa.Index("ix_audit_events_lab_actor_seq", "lab_id", "actor_id", "seq"),
+        sa.Index("ix_audit_events_lab_action_seq", "lab_id", "action", "seq"),
+        sa.Index("ix_audit_events_lab_occurred_at", "lab_id", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
     seq: Mapped[int] = mapped_column(sa.BigInteger)
@@ -58,3 +65,5 @@ class AuditCheckpoint(LabOwned, Base):
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     key_id: Mapped[str] = mapped_column(sa.String(200))
     signature: Mapped[str] = mapped_column(sa.String(128))
+    # When the checkpoint was published outside the database (None: not yet; the publication chore retries).
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from gateway.audit.chain import (
@@ -32,6 +33,10 @@ from gateway.keys import KeyProvider
 from gateway.request_context import current_request
 
 VERIFY_BATCH = 1000
+PURGE_ACTION = "audit.purge"
+# Session.info key of the `Checkpointing` that `gateway.audit.checkpoints.enable_checkpoints` puts on a factory.
+CHECKPOINTING = "dentgate_audit_checkpointing"
+_PUBLICATION_SCHEDULED = "dentgate_audit_publication_scheduled"
 
 
 class UnknownAuditChain(DentGateError):
@@ -58,6 +63,15 @@ class AuditEntry:
     request_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Checkpointing:
+    """How `record` signs automatic checkpoints, and what runs once a checkpoint has committed."""
+
+    keys: KeyProvider
+    every_events: int
+    after_commit: Callable[[], None] | None = None
+
+
 def start_chain(session: Session, lab_id: uuid.UUID) -> AuditChainHead:
     """Create a new lab's empty chain; call in the transaction that creates the lab."""
     head = AuditChainHead(lab_id=lab_id, last_seq=0, last_hash=genesis_hash(lab_id))
@@ -66,7 +80,8 @@ def start_chain(session: Session, lab_id: uuid.UUID) -> AuditChainHead:
     return head
 
 
-def _locked_head(session: Session, lab_id: uuid.UUID) -> AuditChainHead:
+def locked_head(session: Session, lab_id: uuid.UUID) -> AuditChainHead:
+    """The lab's chain head, locked for the rest of the transaction (writers, checkpoints and purges queue)."""
     head = session.execute(
         sa.select(AuditChainHead)
         .where(AuditChainHead.lab_id == lab_id)
@@ -86,7 +101,7 @@ def record(session: Session, entry: AuditEntry) -> AuditEvent:
     """
     require_lab(session, entry.lab_id)
     request = current_request()
-    head = _locked_head(session, entry.lab_id)
+    head = locked_head(session, entry.lab_id)
     chained = ChainedEvent(
         lab_id=entry.lab_id,
         seq=head.last_seq + 1,
@@ -127,6 +142,9 @@ def record(session: Session, entry: AuditEntry) -> AuditEvent:
     head.last_seq = chained.seq
     head.last_hash = digest
     session.flush()
+    checkpointing = session.info.get(CHECKPOINTING)
+    if checkpointing is not None and chained.seq % checkpointing.every_events == 0:
+        write_checkpoint(session, entry.lab_id, checkpointing.keys)
     return row
 
 
@@ -152,7 +170,7 @@ def as_chained(row: AuditEvent) -> ChainedEvent:
 
 def write_checkpoint(session: Session, lab_id: uuid.UUID, keys: KeyProvider) -> AuditCheckpoint:
     """Sign the lab's current chain head with the gateway key and store the checkpoint."""
-    head = _locked_head(session, lab_id)
+    head = locked_head(session, lab_id)
     existing = session.execute(
         sa.select(AuditCheckpoint).where(AuditCheckpoint.lab_id == lab_id, AuditCheckpoint.seq == head.last_seq)
     ).scalar_one_or_none()
@@ -170,7 +188,23 @@ def write_checkpoint(session: Session, lab_id: uuid.UUID, keys: KeyProvider) -> 
     )
     session.add(checkpoint)
     session.flush()
+    _publish_after_commit(session)
     return checkpoint
+
+
+def _publish_after_commit(session: Session) -> None:
+    """Run the factory's publication hook once the transaction that wrote a checkpoint commits."""
+    checkpointing = session.info.get(CHECKPOINTING)
+    if checkpointing is None or checkpointing.after_commit is None or session.info.get(_PUBLICATION_SCHEDULED):
+        return
+    session.info[_PUBLICATION_SCHEDULED] = True
+    hook = checkpointing.after_commit
+
+    def committed(committed_session: Session) -> None:
+        committed_session.info.pop(_PUBLICATION_SCHEDULED, None)
+        hook()
+
+    event.listen(session, "after_commit", committed, once=True)
 
 
 def _signed_hashes(session: Session, lab_id: uuid.UUID, public_key: bytes) -> dict[int, str]:
@@ -189,10 +223,81 @@ def _signed_hashes(session: Session, lab_id: uuid.UUID, public_key: bytes) -> di
     return hashes
 
 
-def _stored_events(session: Session, lab_id: uuid.UUID, up_to: int) -> Iterator[tuple[ChainedEvent, str]]:
+def _with_published(signed: dict[int, str], published: Iterable[tuple[int, str]]) -> dict[int, str]:
+    """The database's signed hashes plus the published ones (signatures already checked); they must agree."""
+    merged = dict(signed)
+    for seq, digest in sorted(published):
+        if merged.setdefault(seq, digest) != digest:
+            raise ChainBroken(seq, "signed checkpoints disagree: the chain was rewritten and signed again")
+    return merged
+
+
+def _anchor(session: Session, lab_id: uuid.UUID, signed: dict[int, str]) -> tuple[int, str]:
+    """Where verification starts: the genesis, or the signed checkpoint the last recorded purge ended at.
+
+    Events before the first stored one may be missing only if the latest `audit.purge` event (itself
+    in the verified chain) says it removed exactly those, and a signed checkpoint fixes the hash the
+    first retained event links to.
+    """
+    first = session.scalar(sa.select(sa.func.min(AuditEvent.seq)).where(AuditEvent.lab_id == lab_id))
+    if first is None or first <= 1:
+        return 0, genesis_hash(lab_id)
+    boundary = first - 1
+    purge = session.scalars(
+        sa.select(AuditEvent)
+        .where(AuditEvent.lab_id == lab_id, AuditEvent.action == PURGE_ACTION)
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).first()
+    through = purge.details.get("through_seq") if purge is not None else None
+    if not isinstance(through, int) or through < boundary:
+        missing_from = through + 1 if isinstance(through, int) else 1
+        raise ChainBroken(missing_from, f"events up to {boundary} are missing and no purge records their removal")
+    if through > boundary:
+        raise ChainBroken(first, f"event stored although a purge removed every event up to {through}")
+    if boundary not in signed:
+        raise ChainBroken(first, f"no signed checkpoint at {boundary} anchors the first retained event")
+    return boundary, signed[boundary]
+
+
+def _verify_from(
+    lab_id: uuid.UUID, anchor: tuple[int, str], events: Iterable[tuple[ChainedEvent, str]], expected: dict[int, str]
+) -> VerifiedChain:
+    """`verify_events` from the genesis, or the same walk from a purge's signed checkpoint."""
+    anchor_seq, running = anchor
+    if anchor_seq == 0:
+        return verify_events(lab_id, events, expected)
+    before_running, expected_seq, count = "", anchor_seq + 1, 0
+    for chained, stored_hash in events:
+        if chained.seq != expected_seq:
+            missing = chained.seq > expected_seq
+            raise ChainBroken(
+                expected_seq,
+                f"event missing (next stored event is {chained.seq})"
+                if missing
+                else f"sequence number {chained.seq} out of order",
+            )
+        if chained.prev_hash != running:
+            if before_running and chained.prev_hash == before_running:
+                raise ChainBroken(chained.seq - 1, "event inserted into the chain")
+            if count == 0:
+                raise ChainBroken(chained.seq, "link to the signed checkpoint at the purge boundary is broken")
+            raise ChainBroken(chained.seq, "link to the previous event is broken")
+        recomputed = event_hash(chained)
+        if recomputed != stored_hash:
+            raise ChainBroken(chained.seq, "content does not match its hash")
+        if expected.get(chained.seq, recomputed) != recomputed:
+            raise ChainBroken(chained.seq, "chain differs from a signed checkpoint")
+        before_running, running = running, recomputed
+        expected_seq += 1
+        count += 1
+    return VerifiedChain(count=count, head_seq=expected_seq - 1, head_hash=running)
+
+
+def _stored_events(session: Session, lab_id: uuid.UUID, after: int, up_to: int) -> Iterator[tuple[ChainedEvent, str]]:
     rows = session.execute(
         sa.select(AuditEvent)
-        .where(AuditEvent.lab_id == lab_id, AuditEvent.seq <= up_to)
+        .where(AuditEvent.lab_id == lab_id, AuditEvent.seq > after, AuditEvent.seq <= up_to)
         .order_by(AuditEvent.seq)
         .execution_options(yield_per=VERIFY_BATCH)
     ).scalars()
@@ -210,20 +315,27 @@ def _head(session: Session, lab_id: uuid.UUID) -> tuple[int, str]:
     return head.last_seq, head.last_hash
 
 
-def verify(session: Session, lab_id: uuid.UUID, public_key: bytes) -> VerifiedChain:
+def verify(
+    session: Session, lab_id: uuid.UUID, public_key: bytes, *, published: Iterable[tuple[int, str]] = ()
+) -> VerifiedChain:
     """Recompute the lab's chain against its head and its signed checkpoints.
 
     Returns the verified head, or raises ChainBroken naming the first bad sequence number. Safe
     while writers append (PostgreSQL READ COMMITTED): it verifies up to the head it first reads,
     and checks the tail against a head read after everything else, which a legitimate append
-    always updates in the same transaction as its event.
+    always updates in the same transaction as its event. After a purge it starts at the first
+    retained event, anchored on the signed checkpoint the purge ended at. `published` adds
+    `(seq, hash)` pairs of checkpoints published outside the database, their signatures checked
+    by the caller (`gateway.audit.publication.verify_against_published`).
     """
     head_seq, head_hash = _head(session, lab_id)
-    signed = _signed_hashes(session, lab_id, public_key)
-    verified = verify_events(
+    signed = _with_published(_signed_hashes(session, lab_id, public_key), published)
+    anchor = _anchor(session, lab_id, signed)
+    verified = _verify_from(
         lab_id,
-        _stored_events(session, lab_id, head_seq),
-        {seq: digest for seq, digest in signed.items() if seq <= head_seq},
+        anchor,
+        _stored_events(session, lab_id, anchor[0], head_seq),
+        {seq: digest for seq, digest in signed.items() if anchor[0] < seq <= head_seq},
     )
     if verified.head_seq < head_seq:
         raise ChainBroken(verified.head_seq + 1, f"events missing up to the chain head {head_seq}")

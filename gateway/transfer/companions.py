@@ -48,6 +48,7 @@ class ExocadProject:
     project_guid: str | None
     teeth: tuple[ExocadTooth, ...]
     warnings: tuple[str, ...] = ()
+    materials: tuple[str, ...] = ()  # distinct <Tooth><Material> values, in order of appearance
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def _tooth(number: str | None, system: ToothSystem, where: str, warnings: list[s
 
 
 def read_exocad_construction_info(data: bytes) -> ExocadProject:
-    """ProjectGUID and each <Teeth><Tooth> (Number read as FDI, ReconstructionType) of an exocad project.
+    """ProjectGUID, each <Teeth><Tooth> (Number read as FDI, ReconstructionType) and the materials of an exocad project.
 
     Missing fields become None with a warning; a DTD or entity declaration raises UnsafeXml.
     """
@@ -131,9 +132,13 @@ def read_exocad_construction_info(data: bytes) -> ExocadProject:
     if guid is None:
         warnings.append("no ProjectGUID")
     teeth: list[ExocadTooth] = []
+    materials: list[str] = []
     for container in _children(root, "Teeth"):
         for position, element in enumerate(_children(container, "Tooth"), start=1):
             number = _text(element, "Number")
+            material = _text(element, "Material")
+            if material and material not in materials:
+                materials.append(material)
             reconstruction = _text(element, "ReconstructionType")
             if reconstruction is None:
                 warnings.append(f"tooth {position}: no ReconstructionType")
@@ -141,7 +146,7 @@ def read_exocad_construction_info(data: bytes) -> ExocadProject:
             teeth.append(ExocadTooth(number, tooth, reconstruction))
     if not teeth:
         warnings.append("no <Teeth><Tooth> elements")
-    return ExocadProject(guid, tuple(teeth), tuple(warnings))
+    return ExocadProject(guid, tuple(teeth), tuple(warnings), tuple(materials))
 
 
 def _properties(element: Element) -> dict[str, str]:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 CHANNEL = "dentgate_jobs"
 PENDING = "dentgate_pending_job_stations"
 FALLBACK_WAKE_SECONDS = 2.0
+STOP_CHECK_SECONDS = 0.2  # how often the listener looks up from LISTEN to see whether it should stop
 RECONNECT_SECONDS = (0.5, 1, 2, 5)
 log = structlog.get_logger("dentgate.job_signal")
 
@@ -120,7 +121,7 @@ class JobSignal:
                     attempt = 0
                     self.wake(None)
                     while not self._stop.is_set():
-                        for notification in connection.notifies(timeout=1.0):
+                        for notification in connection.notifies(timeout=STOP_CHECK_SECONDS):
                             self.wake({notification.payload})
             except psycopg.Error as error:
                 delay = RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]

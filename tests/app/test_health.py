@@ -163,3 +163,68 @@ def test_an_oversized_json_body_is_refused_before_it_is_read(client):
 
     streamed = client.post("/api/v1/auth/login", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413
+
+
+def test_readyz_reports_the_clock_source_and_whether_it_is_synchronized(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.text
+    clock = response.json()["clock"]
+    assert set(clock) == {"source", "synchronized", "detail"}
+    assert clock["source"] in {"timedatectl", "chrony", "kernel", None}
+    assert clock["synchronized"] in {True, False, None}
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"source": "timedatectl", "synchronized": False, "detail": "NTP service disabled"},
+        {"source": None, "synchronized": None, "detail": "no clock synchronization status is readable on this host"},
+    ],
+)
+def test_an_unsynchronized_or_unknown_clock_never_makes_the_gateway_unready(client, monkeypatch, status):
+    from gateway import health
+
+    monkeypatch.setattr(health, "clock_status", lambda: health.ClockStatus(**status))
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["clock"] == status
+
+
+def test_a_broken_clock_probe_is_reported_as_unknown(client, monkeypatch):
+    from gateway import health
+
+    def broken() -> health.ClockStatus:
+        raise RuntimeError("no clock here")
+
+    monkeypatch.setattr(health, "clock_status", broken)
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert (response.json()["clock"]["source"], response.json()["clock"]["synchronized"]) == (None, None)
+
+
+def test_a_not_ready_answer_still_reports_the_clock(tmp_path, database_url):
+    settings = Settings(data_dir=tmp_path / "fresh", database_url=database_url)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "synchronized" in response.json()["clock"]
+
+
+def test_the_clock_sources_are_read_in_order_timedatectl_chrony_kernel(monkeypatch):
+    from gateway import health
+
+    outputs: dict[str, str | None] = {
+        "timedatectl": "NTPSynchronized=yes\nNTP=yes\n",
+        "chronyc": "Reference ID    : C0A80001 (192.168.0.1)\nLeap status     : Normal\n",
+    }
+    monkeypatch.setattr(health, "_run", lambda argv: outputs[argv[0]])
+    assert health.clock_status() == health.ClockStatus("timedatectl", True, "NTP service enabled")
+    outputs["timedatectl"] = None  # not installed, or no systemd (a container)
+    assert health.clock_status() == health.ClockStatus("chrony", True, "reference C0A80001 (192.168.0.1), leap Normal")
+    outputs["chronyc"] = "Reference ID    : 00000000 ()\nLeap status     : Not synchronised\n"
+    assert health.clock_status().synchronized is False
+    outputs["chronyc"] = None
+    monkeypatch.setattr(health, "kernel_status", lambda: None)
+    assert health.clock_status() == health.ClockStatus(
+        None, None, "no clock synchronization status is readable on this host"
+    )

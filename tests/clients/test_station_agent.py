@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from clients.api import ApiError
 from clients.identities import StationIdentity
-from clients.sealing import BundleRefused, seal_bundle
+from clients.sealing import BundleRefused, SealBroken, open_stream, seal_bundle
 from clients.station_agent import (
     GatewayKeyMismatch,
     StationAgent,
@@ -27,14 +27,19 @@ from clients.station_agent import (
 )
 from gateway.transfer.manifest import Manifest, ManifestFile, ManifestRecipient, sign_manifest
 from gateway.transfer.models import Design
-from tests import gateway_fixtures
-from tests.transfer import scene as transfer_scene
+from tests.gateway_fixtures import STORES, app_settings, running_app
 from tests.transfer.scene import patch
 
-# The app-driving fixtures, registered in this module by name (tests/clients has no conftest of its own).
-gateway, lab, scene = gateway_fixtures.gateway, gateway_fixtures.lab, transfer_scene.scene
-
 CASE = "2026-1125-001"
+
+
+@pytest.fixture
+def gateway(request, tmp_path, database_url):
+    """The app on a local directory; tests of what the agent reads from storage also run on S3 (indirect)."""
+    yield from running_app(app_settings(request, getattr(request, "param", "local"), tmp_path, database_url))
+
+
+on_each_store = pytest.mark.parametrize("gateway", STORES, indirect=True)
 
 
 def tetrahedron_stl(size: float = 10.0) -> bytes:
@@ -122,6 +127,7 @@ def import_listing(agent: StationAgent) -> list[str]:
     return sorted(path.name for path in agent.import_dir.iterdir()) if agent.import_dir.exists() else []
 
 
+@on_each_store
 def test_a_design_is_verified_imported_and_acknowledged(scene, tmp_path):
     stl = tetrahedron_stl()
     design_id = upload(scene, tmp_path, {"crown_11.stl": stl})
@@ -164,6 +170,7 @@ def test_another_design_with_the_same_name_gets_a_numbered_name(scene, tmp_path)
     assert (agent.import_dir / f"{CASE}_crown_11_2.stl").read_bytes() == tetrahedron_stl(12.0)
 
 
+@on_each_store
 def test_a_ciphertext_altered_in_storage_is_rejected_and_nothing_is_written(scene, tmp_path):
     design_id = upload(scene, tmp_path, {"crown_11.stl": tetrahedron_stl()})
     gateway = scene["lab"].gateway
@@ -178,6 +185,8 @@ def test_a_ciphertext_altered_in_storage_is_rejected_and_nothing_is_written(scen
     assert "SHA-256" in delivery.rejected_reason
     assert delivery.written == [] and import_listing(agent) == []
     assert design_status(scene, design_id) == "rejected"
+    with pytest.raises(SealBroken):  # and were the hash not checked first, age's authentication tag refuses it
+        open_stream(io.BytesIO(bytes(stored)), io.BytesIO(), scene["station_age"])
 
 
 def test_a_receipt_that_does_not_verify_with_the_pinned_key_is_rejected(scene, tmp_path):
@@ -241,6 +250,7 @@ class DroppingTransport(httpx.BaseTransport):
         return httpx.Response(response.status_code, headers=response.headers, stream=Cut())
 
 
+@on_each_store
 def test_a_dropped_download_resumes_with_a_range(scene, tmp_path):
     stl = tetrahedron_stl()
     upload(scene, tmp_path, {"crown_11.stl": stl})

@@ -12,8 +12,8 @@ from tests.gateway_fixtures import Person, add_technician
 from tests.identity.posture_samples import compliant_windows
 
 
-def verified_technician(lab: Person) -> Person:
-    technician = add_technician(lab)
+def verified_technician(lab: Person, username: str = "tanaka") -> Person:
+    technician = add_technician(lab, username)
     verification = {"method": "in-person", "document_type": "driver-licence", "verified_on": "2026-11-20"}
     response = lab.call("POST", f"/api/v1/accounts/{technician.account_id}/identity-verification", verification)
     assert response.status_code == 200

@@ -2,19 +2,10 @@
 
 import pytest
 
-from gateway.settings import Settings
-from tests.gateway_fixtures import lab, running_app  # noqa: F401 (fixtures are registered by import)
+from tests.gateway_fixtures import STORES, app_settings, lab, running_app  # noqa: F401 (fixtures register by import)
 from tests.transfer.scene import scene  # noqa: F401
 
 
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+@pytest.fixture(params=STORES)
 def gateway(request, tmp_path, database_url):
-    settings = {"data_dir": tmp_path / "data", "database_url": database_url}
-    if request.param == "s3":
-        bucket, endpoint = request.getfixturevalue("s3_bucket"), request.getfixturevalue("moto_endpoint")
-        settings |= {
-            "storage_url": f"s3://{bucket}/designs",
-            "s3_endpoint_url": endpoint,
-            "s3_region": "ap-northeast-1",
-        }
-    yield from running_app(Settings(**settings))
+    yield from running_app(app_settings(request, request.param, tmp_path, database_url))

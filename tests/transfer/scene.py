@@ -20,6 +20,18 @@ from tests.identity.test_devices_and_stations import enrolled_device, verified_t
 @pytest.fixture
 def scene(lab: Person) -> dict:
     """A lab with an archive key, an active station, and a technician logged in from an approved device."""
+    return build_scene(lab)
+
+
+def other_lab_scene(gateway) -> dict:
+    """A second lab on the same gateway, set up like `scene` (its own manager, technician and station)."""
+    manager = Person(gateway, "Nagoya Dental Lab", "boss")
+    manager.activate(gateway.init_lab("Nagoya Dental Lab", "boss"))
+    assert manager.login().status_code == 200
+    return build_scene(manager, technician_name="suzuki")
+
+
+def build_scene(lab: Person, technician_name: str = "tanaka") -> dict:
     archive = pyrage.x25519.Identity.generate()
     assert lab.call("PUT", "/api/v1/lab/archive-key", {"age_recipient": str(archive.to_public())}).status_code == 204
     station_age = pyrage.x25519.Identity.generate()
@@ -36,7 +48,7 @@ def scene(lab: Person) -> dict:
     assert (
         lab.call("POST", f"/api/v1/stations/{enrolled['id']}/approve", {"fingerprint": fingerprint}).status_code == 200
     )
-    technician = verified_technician(lab)
+    technician = verified_technician(lab, technician_name)
     device_id = enrolled_device(lab, technician)
     assert technician.login(posture=compliant_windows(lab.gateway.clock())).json()["scope"] == "full"
     lab_id = lab.call("GET", "/api/v1/me").json()["lab_id"]

@@ -39,7 +39,21 @@ def test_exocad_bridge() -> None:
         ExocadTooth("26", ToothNumber(26, "FDI", "26"), "Crown"),
     )
     assert [tooth.tooth.universal for tooth in project.teeth if tooth.tooth] == ["12", "13", "14"]
+    assert project.materials == ("Zirconia",)  # one per tooth in the file, kept once
     assert project.warnings == ()
+
+
+def test_exocad_materials_distinct_in_order_and_none_when_absent() -> None:
+    data = (
+        b"<ConstructionInfo><Teeth>"
+        b"<Tooth><Number>36</Number><Material> IPS e.max CAD </Material></Tooth>"
+        b"<Tooth><Number>37</Number><Material>Zirconia</Material></Tooth>"
+        b"<Tooth><Number>46</Number><Material>IPS e.max CAD</Material></Tooth>"
+        b"<Tooth><Number>47</Number><Material/></Tooth>"
+        b"</Teeth></ConstructionInfo>"
+    )
+    assert read_exocad_construction_info(data).materials == ("IPS e.max CAD", "Zirconia")
+    assert read_exocad_construction_info(sample("incomplete.constructionInfo")).materials == ()
 
 
 def test_exocad_tolerates_missing_fields() -> None:

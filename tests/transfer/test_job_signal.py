@@ -40,10 +40,9 @@ def test_a_waiting_station_gets_the_job_as_soon_as_it_is_committed(scene):
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # replicas share PostgreSQL, not SQLite
 def test_a_commit_on_one_replica_wakes_a_station_waiting_on_another(scene):
     replica_a = scene["lab"].gateway
-    if replica_a.backends.engine.dialect.name != "postgresql":
-        pytest.skip("replicas share a PostgreSQL database; SQLite is one process's embedded store")
     for replica_b in running_app(replica_a.backends.settings):
         station = dataclasses.replace(station_session(scene), gateway=replica_b)
         thread, result = poll_in_background(station, wait=10)

@@ -13,9 +13,8 @@ import sqlalchemy as sa
 from gateway.audit.models import AuditEvent
 from gateway.transfer.custody import SignedReceipt, verify_receipt
 from gateway.transfer.manifest import Manifest, sign_manifest
-from tests.gateway_fixtures import Person
 from tests.identity.posture_samples import compliant_windows
-from tests.transfer.scene import patch, sealed_design
+from tests.transfer.scene import other_lab_scene, patch, sealed_design
 
 
 def test_an_upload_in_two_chunks_commits_the_design_with_a_signed_receipt(scene):
@@ -115,12 +114,31 @@ def test_another_labs_technician_sees_none_of_this_labs_designs(scene):
     manifest, ciphertext = sealed_design(scene, os.urandom(1_000))
     upload_id = technician.call("POST", "/api/v1/uploads", {"signed_manifest": manifest}).json()["upload_id"]
     assert patch(technician, upload_id, 0, ciphertext).status_code == 200
-    app = scene["lab"].gateway
-    boss = Person(app, "Other Lab", "boss")
-    boss.activate(app.init_lab("Other Lab", "boss"))
-    assert boss.login().status_code == 200
-    assert boss.call("GET", "/api/v1/designs").json() == []
-    assert technician.call("GET", "/api/v1/designs").json() != []
+    design_id = technician.call("GET", "/api/v1/designs").json()[0]["id"]
+    other = other_lab_scene(scene["lab"].gateway)
+    assert other["technician"].call("GET", "/api/v1/designs").json() == []
+    assert other["lab"].call("GET", "/api/v1/designs").json() == []
+    looked_up = other["technician"].call("GET", f"/api/v1/designs/{design_id}")
+    assert (looked_up.status_code, looked_up.json()["code"]) == (404, "design-not-found")
+
+
+def test_a_station_of_another_lab_is_refused_as_a_recipient(scene):
+    other = other_lab_scene(scene["lab"].gateway)
+    foreign_station = uuid.UUID(other["station_id"])
+    foreign_recipient = str(other["station_age"].to_public())
+    manifest, _ = sealed_design(scene, b"design bytes")
+    body = dict(manifest["manifest"])
+    body["target_stations"] = [str(foreign_station)]
+    body["recipients"] = [
+        {"kind": "station", "station_id": str(foreign_station), "age_recipient": foreign_recipient},
+        body["recipients"][1],
+    ]
+    technician = scene["technician"]
+    resigned = sign_manifest(Manifest.model_validate_json(json.dumps(body)), technician.key)
+    refused = technician.call("POST", "/api/v1/uploads", {"signed_manifest": resigned.model_dump(mode="json")})
+    assert refused.status_code in (404, 422), refused.text
+    assert str(foreign_station) in refused.json()["detail"]
+    assert technician.call("GET", "/api/v1/designs").json() == []
 
 
 def test_an_abandoned_upload_expires_and_its_bytes_are_deleted(scene):
