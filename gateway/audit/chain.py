@@ -167,17 +167,19 @@ def verify_events(
     lab_id: uuid.UUID,
     events: Iterable[tuple[ChainedEvent, str]],
     expected_hashes: dict[int, str] | None = None,
+    anchor: tuple[int, str] | None = None,
 ) -> VerifiedChain:
     """Walk `(event, stored_hash)` pairs in sequence order and raise ChainBroken at the first fault.
 
     Finds a changed field (hash mismatch), a deleted event (gap), an inserted or reordered event
     (broken link or out-of-order number), and, through `expected_hashes` from signed checkpoints,
-    a chain recomputed from some point on.
+    a chain recomputed from some point on. The walk starts at the genesis, or, after a purge, at
+    `anchor`: the (sequence number, hash) of the signed checkpoint that closes the purged segment.
     """
     expected_hashes = expected_hashes or {}
-    running = genesis_hash(lab_id)
+    anchor_seq, running = anchor if anchor is not None and anchor[0] > 0 else (0, genesis_hash(lab_id))
     before_running = ""
-    expected_seq = 1
+    expected_seq = anchor_seq + 1
     count = 0
     for event, stored_hash in events:
         if event.seq != expected_seq:
@@ -191,6 +193,8 @@ def verify_events(
         if event.prev_hash != running:
             if before_running and event.prev_hash == before_running:
                 raise ChainBroken(event.seq - 1, "event inserted into the chain")
+            if count == 0 and anchor_seq:
+                raise ChainBroken(event.seq, "link to the signed checkpoint at the purge boundary is broken")
             raise ChainBroken(event.seq, "link to the previous event is broken")
         recomputed = event_hash(event)
         if recomputed != stored_hash:

@@ -207,6 +207,7 @@ def verify_export(
     for document, digest in _documents(hashed(iter(lines)), manifest["file_format"]):
         try:
             event = event_from_document(document)
+            recomputed = event_hash(event)
         except InvalidAuditEvent as error:
             raise ExportInvalid(f"event {counted + 1}: {error.detail}") from None
         if str(event.lab_id) != manifest["lab"]:
@@ -215,7 +216,7 @@ def verify_export(
             raise ExportInvalid(f"sequence {previous_seq + 1}: missing from the export")
         if event.prev_hash != previous_hash:
             raise ExportInvalid(f"sequence {event.seq}: does not link to the event before it")
-        if event_hash(event) != digest:
+        if recomputed != digest:
             raise ExportInvalid(f"sequence {event.seq}: its content does not match its hash")
         previous_hash, previous_seq, counted = digest, event.seq, counted + 1
     if sha256.hexdigest() != manifest["sha256"]:

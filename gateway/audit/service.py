@@ -260,40 +260,6 @@ def _anchor(session: Session, lab_id: uuid.UUID, signed: dict[int, str]) -> tupl
     return boundary, signed[boundary]
 
 
-def _verify_from(
-    lab_id: uuid.UUID, anchor: tuple[int, str], events: Iterable[tuple[ChainedEvent, str]], expected: dict[int, str]
-) -> VerifiedChain:
-    """`verify_events` from the genesis, or the same walk from a purge's signed checkpoint."""
-    anchor_seq, running = anchor
-    if anchor_seq == 0:
-        return verify_events(lab_id, events, expected)
-    before_running, expected_seq, count = "", anchor_seq + 1, 0
-    for chained, stored_hash in events:
-        if chained.seq != expected_seq:
-            missing = chained.seq > expected_seq
-            raise ChainBroken(
-                expected_seq,
-                f"event missing (next stored event is {chained.seq})"
-                if missing
-                else f"sequence number {chained.seq} out of order",
-            )
-        if chained.prev_hash != running:
-            if before_running and chained.prev_hash == before_running:
-                raise ChainBroken(chained.seq - 1, "event inserted into the chain")
-            if count == 0:
-                raise ChainBroken(chained.seq, "link to the signed checkpoint at the purge boundary is broken")
-            raise ChainBroken(chained.seq, "link to the previous event is broken")
-        recomputed = event_hash(chained)
-        if recomputed != stored_hash:
-            raise ChainBroken(chained.seq, "content does not match its hash")
-        if expected.get(chained.seq, recomputed) != recomputed:
-            raise ChainBroken(chained.seq, "chain differs from a signed checkpoint")
-        before_running, running = running, recomputed
-        expected_seq += 1
-        count += 1
-    return VerifiedChain(count=count, head_seq=expected_seq - 1, head_hash=running)
-
-
 def _stored_events(session: Session, lab_id: uuid.UUID, after: int, up_to: int) -> Iterator[tuple[ChainedEvent, str]]:
     rows = session.execute(
         sa.select(AuditEvent)
@@ -331,11 +297,11 @@ def verify(
     head_seq, head_hash = _head(session, lab_id)
     signed = _with_published(_signed_hashes(session, lab_id, public_key), published)
     anchor = _anchor(session, lab_id, signed)
-    verified = _verify_from(
+    verified = verify_events(
         lab_id,
-        anchor,
         _stored_events(session, lab_id, anchor[0], head_seq),
         {seq: digest for seq, digest in signed.items() if anchor[0] < seq <= head_seq},
+        anchor,
     )
     if verified.head_seq < head_seq:
         raise ChainBroken(verified.head_seq + 1, f"events missing up to the chain head {head_seq}")

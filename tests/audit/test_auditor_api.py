@@ -112,6 +112,16 @@ def test_an_export_verifies_offline_and_one_changed_byte_fails(scene, tmp_path):
             pass
         else:
             raise AssertionError(f"a flipped byte in the {file_format} export verified")
+    # A byte that turns a field into nonsense (an unknown category) is refused as such, not as a crash.
+    lines, signed = exported(auditor, format="jsonl")
+    nonsense = [line.replace(b'"category":"auth"', b'"category":"autx"') for line in lines]
+    assert nonsense != lines
+    try:
+        verify_export(nonsense, signed, gateway_key)
+    except ExportInvalid as error:
+        assert "unknown audit category" in error.detail
+    else:
+        raise AssertionError("an event with an unknown category verified")
     # A forged manifest (count changed) no longer verifies its signature; another key is not trusted.
     forged = json.loads(json.dumps(signed))
     forged["manifest"]["count"] += 1
