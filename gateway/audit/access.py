@@ -15,6 +15,7 @@ authentication steps record their own `auth` events.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from gateway.audit.chain import Outcome
 from gateway.audit.service import AuditEntry, record
 from gateway.db.engine import transaction
 from gateway.db.scoping import bind_to_lab
-from gateway.identity.sessions import Principal
+from gateway.identity.sessions import Principal, principal_entry
 from gateway.request_context import current_request
 
 ACCESS_CATEGORY = "access"
@@ -85,19 +86,9 @@ def access_entry(principal: Principal, facts: AccessFacts) -> AuditEntry:
         details["station"] = str(principal.station_id)
     if facts.params:
         details["params"] = facts.params
-    return AuditEntry(
-        lab_id=principal.lab_id,
-        category=ACCESS_CATEGORY,
-        action=ACCESS_ACTION,
-        actor_type=principal.role,
-        actor_id=principal.actor_id,
-        outcome=outcome_of(facts.status),
-        target=f"session:{principal.session_id}",
-        device_id=str(principal.device_id) if principal.device_id else None,
-        details=details,
-        client_address=facts.client_address,
-        request_id=facts.request_id,
-    )
+    entry = principal_entry(principal, ACCESS_CATEGORY, ACCESS_ACTION, f"session:{principal.session_id}",
+                            outcome_of(facts.status), None, details)  # fmt: skip
+    return dataclasses.replace(entry, client_address=facts.client_address, request_id=facts.request_id)
 
 
 def store_access(sessions: Any, entry: AuditEntry) -> None:

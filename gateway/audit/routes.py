@@ -27,7 +27,7 @@ from gateway.backends import Backends
 from gateway.db.scoping import bind_to_lab
 from gateway.deps import BackendsDep
 from gateway.identity.auth import AuditReader, LabSession
-from gateway.identity.sessions import Principal
+from gateway.identity.sessions import Principal, principal_entry
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 EXPORT_CHUNK_BYTES = 256 * 1024
@@ -70,11 +70,7 @@ class VerifiedOut(BaseModel):
 
 
 def _operation(principal: Principal, action: str, outcome: str = "success", **details: object) -> AuditEntry:
-    return AuditEntry(
-        lab_id=principal.lab_id, category="operation", action=action, actor_type=principal.role,
-        actor_id=principal.actor_id, outcome=outcome, target=f"lab:{principal.lab_id}",  # type: ignore[arg-type]
-        device_id=str(principal.device_id) if principal.device_id else None, details=details,
-    )  # fmt: skip
+    return principal_entry(principal, "operation", action, f"lab:{principal.lab_id}", outcome, None, details)
 
 
 def event_filter(

@@ -152,6 +152,30 @@ def end_sessions(session: Session, reason: str, now: datetime, **owner: uuid.UUI
     return result.rowcount
 
 
+def principal_entry(
+    principal: Principal,
+    category: str,
+    action: str,
+    target: str,
+    outcome: str = "success",
+    reason: str | None = None,
+    details: dict[str, object] | None = None,
+) -> AuditEntry:
+    """An audit entry of something the calling principal did, in its lab's chain: the one way to name the actor."""
+    return AuditEntry(
+        lab_id=principal.lab_id,
+        category=category,  # type: ignore[arg-type]
+        action=action,
+        actor_type=principal.role,
+        actor_id=principal.actor_id,
+        outcome=outcome,  # type: ignore[arg-type]
+        reason=reason,
+        target=target,
+        device_id=str(principal.device_id) if principal.device_id else None,
+        details=dict(details or {}),
+    )
+
+
 def principal_event(
     session: Session,
     principal: Principal,
@@ -161,18 +185,5 @@ def principal_event(
     **details: object,
 ) -> None:
     """Record an authentication event of the calling principal in its lab's chain."""
-    record(
-        session,
-        AuditEntry(
-            lab_id=principal.lab_id,
-            category="auth",
-            action=action,
-            actor_type=principal.role,
-            actor_id=principal.actor_id,
-            outcome=outcome,  # type: ignore[arg-type]
-            reason=reason,
-            target=f"session:{principal.session_id}",
-            device_id=str(principal.device_id) if principal.device_id else None,
-            details=dict(details),
-        ),
-    )
+    record(session, principal_entry(principal, "auth", action, f"session:{principal.session_id}", outcome, reason,
+                                    details))  # fmt: skip

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy.orm import Session
 
 from gateway.audit.service import AuditEntry, record
-from gateway.identity.sessions import Principal
+from gateway.identity.sessions import Principal, principal_entry
 
 
 def design_entry(
@@ -19,18 +19,7 @@ def design_entry(
     **details: object,
 ) -> AuditEntry:
     """`action` on the design by the caller, as an entry of the caller's lab chain."""
-    return AuditEntry(
-        lab_id=principal.lab_id,
-        category="operation",
-        action=action,
-        actor_type=principal.role,
-        actor_id=principal.actor_id,
-        outcome=outcome,  # type: ignore[arg-type]
-        reason=reason,
-        target=f"design:{design_id}",
-        device_id=str(principal.device_id) if principal.device_id else None,
-        details=details,
-    )
+    return principal_entry(principal, "operation", action, f"design:{design_id}", outcome, reason, details)
 
 
 def design_event(
