@@ -17,6 +17,11 @@ class DentGateError(Exception):
         self.detail = detail or self.title
         self.audit_entries: list[Any] = []
 
+    def problem_extra(self) -> dict[str, Any]:
+        """Members added to the problem document beside `detail` (e.g. each failed rule)."""
+        failures = getattr(self, "failures", None)
+        return {"failures": failures} if failures is not None else {}
+
     def audited(self, *entries: Any) -> Self:
         """Attach audit entries (`gateway.audit.service.AuditEntry`) that must be recorded although the
         request's transaction rolls back: the refusal itself is on record (G12, G19)."""

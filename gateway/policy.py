@@ -79,13 +79,52 @@ class AuditPolicy(_Strict):
         return max(self.retention_years_access, self.retention_years_auth, self.retention_years_operation)
 
 
+class TrainingTopic(_Strict):
+    """One topic of the training curriculum and the roles that must have covered it (G21)."""
+
+    id: str = Field(pattern=r"^[a-z0-9-]{1,40}$")
+    title_ja: str
+    title_en: str
+    roles: tuple[Literal["manager", "technician"], ...] = Field(min_length=1)
+
+
+class TrainingPolicy(_Strict):
+    """The curriculum and how long a training counts (G21)."""
+
+    validity_months: int = Field(ge=1, le=60)
+    topics: tuple[TrainingTopic, ...] = Field(min_length=1)
+
+    def required_topics(self, role: str) -> tuple[str, ...]:
+        return tuple(t.id for t in self.topics if role in t.roles)
+
+
+ATTESTATION_KINDS = ("privacy-filter", "screen-lock", "removable-media", "personal-device-administration")
+
+
+class AttestationPolicy(_Strict):
+    """Dated statements a remote technician renews (G5, G8, G15); personal-device-administration is
+    required only for a personally owned device (G8)."""
+
+    validity_days: int = Field(ge=1, le=730)
+    required: tuple[Literal[ATTESTATION_KINDS], ...] = Field(min_length=1)  # type: ignore[valid-type]
+
+
+class RosterPolicy(_Strict):
+    """The prefecture roster (G3)."""
+
+    unfiled_change_blocks_upload: bool
+
+
 class SecurityPolicy(_Strict):
-    version: str
+    version: str = Field(min_length=1, max_length=32)
     identity: IdentityPolicy
     posture: PosturePolicy
     transfer: TransferPolicy
     watch: WatchPolicy
     audit: AuditPolicy
+    training: TrainingPolicy
+    attestation: AttestationPolicy
+    roster: RosterPolicy
 
 
 def parse_policy(text: str) -> SecurityPolicy:

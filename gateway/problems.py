@@ -41,7 +41,7 @@ def problem(
 
 async def _domain_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DentGateError)
-    return problem(error.status, error.code, error.title, error.detail, request.url.path)
+    return problem(error.status, error.code, error.title, error.detail, request.url.path, **error.problem_extra())
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:

@@ -236,7 +236,11 @@ def get_account(session: Session, account_id: uuid.UUID) -> Account:
 def verify_identity(
     session: Session, actor: Account, account: Account, method: str, document_type: str, verified_on: date
 ) -> IdentityVerification:
-    """Record how a manager verified the person's identity; only then may the account work remotely (G6)."""
+    """Record how a manager verified the person's identity; only then may the account work remotely (G6).
+    Approving a remote worker needs the manager's current training (G21)."""
+    from gateway.compliance.gates import require_approver_training  # late: gates import profiles → us
+
+    require_approver_training(session, actor.id, utcnow().date())
     entry = IdentityVerification(
         lab_id=account.lab_id,
         account_id=account.id,

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.service import AuditEntry, record
+from gateway.compliance.documents import lab_policy
+from gateway.compliance.gates import remote_work_failures
 from gateway.db.engine import transaction
 from gateway.db.upsert import insert_or_update
 from gateway.errors import DentGateError
@@ -175,8 +177,11 @@ def _device_and_scope(
         raise _Refused(PostureRefused(missing), attempted)
     failures = record_posture(session, device, attempt.posture, policy.posture, now)
     if failures:
+        # Every reason at once: the posture's, and the remote-work conditions still unmet (G1-G21).
+        security = lab_policy(session, account.lab_id)
+        unmet = remote_work_failures(session, account, device, security, now.date())
         attempted.posture = (device.id, attempt.posture)
-        raise _Refused(PostureRefused(failures), attempted)
+        raise _Refused(PostureRefused(failures + [f.as_dict() for f in unmet]), attempted)
     return device, "full"
 
 

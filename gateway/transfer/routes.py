@@ -9,6 +9,7 @@ import uuid
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from gateway.compliance.documents import lab_policy
 from gateway.deps import BackendsDep
 from gateway.identity.auth import LabSession, Manager, Technician
 from gateway.identity.models import Lab
@@ -58,9 +59,8 @@ def create_upload(
 ) -> s.UploadOut:
     """Start an upload with the device-signed manifest; then PATCH the ciphertext to the returned location."""
     manifest_json = json.dumps(body.signed_manifest).encode()
-    upload = uploads.open_upload(
-        session, technician, manifest_json, backends.staging, default_policy().transfer, backends.clock()
-    )
+    policy = lab_policy(session, technician.lab_id)
+    upload = uploads.open_upload(session, technician, manifest_json, backends.staging, policy, backends.clock())
     response.headers.update(_offset_headers(upload) | {"Location": f"/api/v1/uploads/{upload.id}"})
     return s.UploadOut(
         upload_id=upload.id,

@@ -17,14 +17,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.service import AuditEntry, record
+from gateway.compliance.gates import RemoteWorkRefused, require_remote_work
 from gateway.db.engine import transaction
 from gateway.db.scoping import bind_to_lab
 from gateway.errors import DentGateError
 from gateway.identity.errors import Forbidden, NotFound
 from gateway.identity.models import Device, Lab, Station
-from gateway.identity.sessions import Principal
+from gateway.identity.sessions import Principal, principal_entry
 from gateway.keys import KeyProvider
-from gateway.policy import TransferPolicy
+from gateway.policy import SecurityPolicy, TransferPolicy
 from gateway.storage import ObjectStore, new_object_key
 from gateway.storage.staging import StagingArea, StagingHandle
 from gateway.transfer.custody import SignedReceipt, receipt_for, sign_receipt
@@ -81,12 +82,21 @@ def open_upload(
     principal: Principal,
     manifest_json: bytes,
     staging: StagingArea,
-    policy: TransferPolicy,
+    security: SecurityPolicy,
     now: datetime,
 ) -> Upload:
-    """Check the signed manifest against the sending device, the lab and its stations; start staging."""
-    if principal.role != "technician" or principal.device_id is None:
+    """Check the remote-work conditions, then the signed manifest against the sending device, the lab and its
+    stations; start staging. A refusal for unmet conditions names each of them and is kept on the chain."""
+    if principal.role != "technician" or principal.device_id is None or principal.account_id is None:
         raise Forbidden("designs are uploaded by a technician from an approved device")
+    policy = security.transfer
+    try:
+        require_remote_work(session, principal.account_id, principal.device_id, security, now.date())
+    except RemoteWorkRefused as refused:
+        entry = principal_entry(principal, "operation", "upload.refused", f"account:{principal.account_id}",
+                                "denied", refused.failures[0]["rule"], {"failures": refused.failures})  # fmt: skip
+        refused.audited(entry)
+        raise
     signed = parse_signed_manifest(manifest_json)
     manifest = signed.manifest
     if (manifest.lab_id, manifest.technician_id, manifest.device_id) != (
