@@ -81,6 +81,14 @@ class GatewayClient:
     def post(self, path: str, json: Any = None, authenticated: bool = True) -> Any:
         return self.request("POST", path, json, authenticated)
 
+    def download(self, method: str, path: str, json: Any = None) -> tuple[bytes, dict[str, str]]:
+        """A document the gateway makes (a PDF, a CSV): its bytes and the response headers; ApiError for a problem."""
+        url = self._url(path)
+        headers = self._headers(method, url, True)
+        response = self._client().request(method, url, json=json, headers=headers, timeout=self.timeout)
+        raise_for_problem(response)
+        return response.content, dict(response.headers)
+
 
 def raise_for_problem(response: httpx.Response) -> None:
     """ApiError for a problem answer (status ≥ 400), with the gateway's stable code and detail."""

@@ -112,6 +112,9 @@ def _register_commands() -> None:
         station,
         tech,
     )
+    from clients.commands import compliance as compliance_commands
+    from clients.commands import incident as incident_commands
+    from clients.commands import records as records_commands
 
     main.add_command(session.activate)
     main.add_command(session.login)
@@ -119,11 +122,23 @@ def _register_commands() -> None:
     main.add_command(tech.tech)
     main.add_command(station.station)
     main.add_command(audit.audit)
+    main.add_command(records_commands.record)
     admin.add_command(admin_commands.init)
     admin.add_command(admin_commands.user)
     admin.add_command(admin_commands.device)
     admin.add_command(admin_commands.station)
     admin.add_command(__import__("clients.commands.audit_admin", fromlist=["_"]).audit_purge)
+    admin.add_command(incident_commands.admin_incident)
+    tech.tech.add_command(incident_commands.tech_incident)
+    admin.add_command(compliance_commands.admin_policy)
+    admin.add_command(compliance_commands.training)
+    admin.add_command(compliance_commands.admin_attest)
+    admin.add_command(compliance_commands.attestations)
+    admin.add_command(compliance_commands.roster)
+    admin.add_command(__import__("clients.commands.compliance_report", fromlist=["_"]).compliance_report)
+    tech.tech.add_command(compliance_commands.tech_policy)
+    tech.tech.add_command(compliance_commands.tech_attest)
+    tech.tech.add_command(compliance_commands.readiness)
 
 
 _register_commands()

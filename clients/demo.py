@@ -22,6 +22,7 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clients.api import GatewayClient
+from clients.demo_compliance import adopt_guideline, ready_for_remote_work, register_remote_worker, show_compliance
 from clients.identities import StationIdentity
 from clients.sample_design import crown_stl
 from clients.station_agent import StationAgent
@@ -49,6 +50,7 @@ class DemoResult:
     audit_verified: bool
     audit_events: int
     gateway_url: str
+    compliance_report: Path
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +61,7 @@ class DemoResult:
             "audit_verified": self.audit_verified,
             "audit_events": self.audit_events,
             "gateway_url": self.gateway_url,
+            "compliance_report": str(self.compliance_report),
         }
 
 
@@ -167,6 +170,7 @@ def prepare_lab(
     archive_file.chmod(0o600)
     manager.request("PUT", "/api/v1/lab/archive-key", {"age_recipient": str(archive.to_public())})
     say(f"Archive key registered; its private half is in {archive_file} (keep it offline)")
+    adopt_guideline(manager, say)
 
     technician = manager.post("/api/v1/accounts", {"username": "tanaka", "role": "technician"})
     technician_id = technician["account"]["id"]
@@ -178,6 +182,7 @@ def prepare_lab(
     manager.post(f"/api/v1/accounts/{technician_id}/identity-verification", verification)
     tech_totp, recovery = activate(url, "tanaka", technician["activation_secret"])
     say("Technician tanaka created, identity verified in person, account activated")
+    register_remote_worker(manager, technician_id, say)
 
     device_key = Ed25519PrivateKey.generate()
     enrolling = login(url, device_key, "tanaka", recovery_code=recovery[0])
@@ -185,6 +190,7 @@ def prepare_lab(
     manager.post(f"/api/v1/devices/{device['id']}/approve", {"ownership": "lab-lent"})
     tech = login(url, device_key, "tanaka", posture=demo_posture(), totp=totp_code(tech_totp, 1))
     say("Device enrolled with its own key and approved (lab-lent); technician logged in from it")
+    ready_for_remote_work(manager, tech, say)
 
     invite = manager.post("/api/v1/stations/invitations", {"name": "Mill 1", "maker": "Roland DGA",
                           "model": "DWX-52D", "serial_number": "DEMO-52D", "location": "Milling room"})  # fmt: skip
@@ -239,4 +245,7 @@ def run_demo(workdir: Path, say: Callable[[str], None]) -> DemoResult:
         with backends.sessions() as session:
             chain = verify(session, lab.lab_id, backends.keys.public_key())
         say(f"Audit chain verified: {chain.count} events, unbroken")
-        return DemoResult(original, delivered, uploaded.design_id, uploaded.signed_receipt, True, chain.count, url)
+        report = show_compliance(lab.manager, "DEMO-0001", workdir, say)
+        return DemoResult(
+            original, delivered, uploaded.design_id, uploaded.signed_receipt, True, chain.count, url, report
+        )

@@ -16,10 +16,15 @@ from gateway.audit.custody_routes import router as custody_router
 from gateway.audit.publication import Publisher, open_publisher
 from gateway.audit.routes import router as audit_router
 from gateway.backends import Backends, open_backends
+from gateway.compliance.report_routes import router as compliance_report_router
+from gateway.compliance.routes import router as compliance_router
 from gateway.identity.routes import router as identity_router
+from gateway.incidents.routes import retry_notifications
+from gateway.incidents.routes import router as incident_router
 from gateway.middleware import JsonBodyLimitMiddleware, RequestContextMiddleware
 from gateway.policy import default_policy
 from gateway.problems import install_problem_handlers
+from gateway.records.routes import router as records_router
 from gateway.routes import router as health_router
 from gateway.settings import Settings
 from gateway.transfer.design_routes import router as design_router
@@ -38,7 +43,8 @@ def _audit_checkpoints(backends: Backends, publisher: Publisher | None) -> tuple
 
 async def _housekeeping(backends: Backends, publisher: Publisher | None) -> None:
     """Periodic chores every replica may run: audit events unsigned for too long get a checkpoint and
-    unpublished checkpoints are published (G19); abandoned uploads expire and their bytes are deleted."""
+    unpublished checkpoints are published (G19); incident notifications are retried (G18); abandoned uploads
+    expire and their bytes are deleted."""
     while True:
         await asyncio.sleep(HOUSEKEEPING_SECONDS)
         try:
@@ -48,6 +54,13 @@ async def _housekeeping(backends: Backends, publisher: Publisher | None) -> None
         else:
             if signed or published:
                 log.info("audit checkpoints", signed=signed, published=published)
+        try:
+            notified = await run_in_threadpool(retry_notifications, backends)
+        except Exception:  # the chore retries next round; the failure is logged, never silent
+            log.exception("incident notification housekeeping failed")
+        else:
+            if notified:
+                log.info("incident notifications sent", count=notified)
         try:
             expired = await run_in_threadpool(expire_uploads, backends.sessions, backends.staging, backends.clock())
         except Exception:  # the chore retries next round; the failure is logged, never silent
@@ -90,4 +103,8 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     app.include_router(design_router)
     app.include_router(custody_router)
     app.include_router(audit_router)
+    app.include_router(records_router)
+    app.include_router(incident_router)
+    app.include_router(compliance_router)
+    app.include_router(compliance_report_router)
     return app

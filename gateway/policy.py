@@ -115,6 +115,12 @@ class RosterPolicy(_Strict):
     unfiled_change_blocks_upload: bool
 
 
+class RecordsPolicy(_Strict):
+    """The 歯科技工録 (G20)."""
+
+    completion_days: int = Field(ge=1, le=365)
+
+
 class SecurityPolicy(_Strict):
     version: str = Field(min_length=1, max_length=32)
     identity: IdentityPolicy
@@ -125,6 +131,7 @@ class SecurityPolicy(_Strict):
     training: TrainingPolicy
     attestation: AttestationPolicy
     roster: RosterPolicy
+    records: RecordsPolicy
 
 
 def parse_policy(text: str) -> SecurityPolicy:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -56,6 +56,23 @@ class Settings(BaseSettings):
     key_file: Path | None = Field(default=None, description="default: <data_dir>/keys/gateway-key.json")
     kms_endpoint_url: str | None = None
     kms_region: str | None = None
+
+    # Incident notifications (G18): e-mail to the plan's contacts, and an optional webhook.
+    smtp_host: str | None = Field(default=None, description="SMTP server for incident e-mail; unset: e-mail is off")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = Field(default=None, description="sender address of incident e-mail")
+    smtp_starttls: bool = True
+    incident_webhook_url: str | None = Field(default=None, pattern=r"^https?://", description="POSTed incident JSON")
+    incident_webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key for the signature")
+    notification_max_attempts: int = Field(default=10, ge=1, le=100, description="then the notification is failed")
+
+    @model_validator(mode="after")
+    def _smtp_needs_a_sender(self) -> Settings:
+        if self.smtp_host and not self.smtp_from:
+            raise ValueError("set DENTGATE_SMTP_FROM with DENTGATE_SMTP_HOST: incident e-mail needs a sender address")
+        return self
 
     @model_validator(mode="after")
     def _production_needs_public_url(self) -> Settings:

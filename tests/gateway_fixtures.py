@@ -19,6 +19,7 @@ from gateway.identity import accounts
 from gateway.identity.proofs import make_proof
 from gateway.policy import default_policy
 from gateway.settings import Settings
+from tests.compliance_setup import prepare_lab
 
 STRONG_PASSWORD = "cobalt chrome zirconia milling 2026"
 
@@ -42,9 +43,14 @@ class Gateway:
     backends: Any
     clock: Clock
 
-    def init_lab(self, lab: str, manager: str = "manager") -> str:
+    def init_lab(self, lab: str, manager: str = "manager", ready: bool = True) -> str:
+        """Create a lab and its first manager; `ready`: the manager is trained and the lab's policy published."""
         with transaction(self.backends.sessions) as session:
-            return accounts.init_lab(session, lab, manager, default_policy().identity).activation_secret
+            issued = accounts.init_lab(session, lab, manager, default_policy().identity)
+            lab_id, manager_id = issued.account.lab_id, issued.account.id
+        if ready:
+            prepare_lab(self.backends.sessions, lab_id, manager_id, self.clock().date())
+        return issued.activation_secret
 
 
 @dataclass

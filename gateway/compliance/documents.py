@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from functools import lru_cache
 from typing import Literal
 
 import pydantic
@@ -32,7 +33,13 @@ class DocumentInvalid(DentGateError):
 def _parse(kind: DocumentKind, body: str) -> SecurityPolicy | IncidentPlan:
     try:
         return parse_policy(body) if kind == "security-policy" else parse_plan(body)
-    except (ValueError, pydantic.ValidationError) as error:  # TOMLDecodeError is a ValueError
+    except pydantic.ValidationError as error:  # each bad setting by its dotted name, e.g. training.validity_months
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'document'}: {e['msg']}"
+            for e in error.errors(include_url=False)
+        )
+        raise DocumentInvalid(f"the {kind} does not validate: {problems}") from None
+    except ValueError as error:  # TOMLDecodeError is a ValueError
         raise DocumentInvalid(f"the {kind} does not validate: {error}") from None
 
 
@@ -49,7 +56,13 @@ def current_document(session: Session, lab_id: uuid.UUID, kind: DocumentKind) ->
 def lab_policy(session: Session, lab_id: uuid.UUID) -> SecurityPolicy:
     """The security policy in force in the lab: its newest published version, else the shipped default."""
     document = current_document(session, lab_id, "security-policy")
-    return default_policy() if document is None else parse_policy(document.body)
+    return default_policy() if document is None else _parsed_policy(document.body)
+
+
+@lru_cache(maxsize=64)
+def _parsed_policy(body: str) -> SecurityPolicy:
+    """Policies are immutable once published, so each text is validated once per process."""
+    return parse_policy(body)
 
 
 def lab_plan(session: Session, lab_id: uuid.UUID) -> tuple[IncidentPlan, LabDocument | None]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from gateway.compliance.documents import current_document, find_acknowledgement, lab_policy
 from gateway.compliance.models import Attestation, RosterExport, TrainingAttendance, TrainingSession
 from gateway.errors import DentGateError
-from gateway.identity.models import Account, Device
+from gateway.identity.models import Account, Device, PostureRecord
 from gateway.identity.profiles import current_profile
 from gateway.policy import SecurityPolicy
 
@@ -185,12 +185,26 @@ def policy_failures(session: Session, account: Account) -> list[Failure]:
     return []
 
 
+def posture_failures(session: Session, device: Device | None) -> list[Failure]:
+    """G7, G9, G15: the failing checks of the device's newest posture report (at login or reported since)."""
+    if device is None:
+        return []
+    newest = session.scalar(
+        sa.select(PostureRecord.failures)
+        .where(PostureRecord.device_id == device.id, PostureRecord.lab_id == device.lab_id)
+        .order_by(PostureRecord.id.desc())
+        .limit(1)
+    )
+    return [Failure(f["rule"], f["requirement"], f["message"]) for f in newest or []]
+
+
 def remote_work_failures(
     session: Session, account: Account, device: Device | None, policy: SecurityPolicy, today: date
 ) -> list[Failure]:
-    """Everything that stands between this technician and an upload today, besides the device's posture."""
+    """Everything that stands between this technician, on this device, and an upload today."""
     return (
-        profile_failures(session, account, policy)
+        posture_failures(session, device)
+        + profile_failures(session, account, policy)
         + policy_failures(session, account)
         + training_failures(training_status(session, account, policy, today), policy)
         + attestation_failures(attestation_states(session, account, policy, device), today)

@@ -234,13 +234,20 @@ def get_account(session: Session, account_id: uuid.UUID) -> Account:
 
 
 def verify_identity(
-    session: Session, actor: Account, account: Account, method: str, document_type: str, verified_on: date
+    session: Session,
+    actor: Account,
+    account: Account,
+    method: str,
+    document_type: str,
+    verified_on: date,
+    now: datetime,
 ) -> IdentityVerification:
     """Record how a manager verified the person's identity; only then may the account work remotely (G6).
     Approving a remote worker needs the manager's current training (G21)."""
-    from gateway.compliance.gates import require_approver_training  # late: gates import profiles → us
+    from gateway.compliance.dates import japan_today  # late: the gates import profiles, which import us
+    from gateway.compliance.gates import require_approver_training
 
-    require_approver_training(session, actor.id, utcnow().date())
+    require_approver_training(session, actor.id, japan_today(now))
     entry = IdentityVerification(
         lab_id=account.lab_id,
         account_id=account.id,

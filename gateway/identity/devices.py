@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.audit.service import AuditEntry, record
+from gateway.compliance.dates import japan_today
 from gateway.compliance.gates import require_approver_training
 from gateway.identity.errors import Conflict, Forbidden, NotFound
 from gateway.identity.models import Account, Device, PostureRecord
@@ -110,7 +111,7 @@ def approve_device(
         raise Conflict("ownership is 'lab-lent' or 'personal'")
     if ownership == "personal" and not manager_can_administer:
         raise Conflict("a personal device is allowed only when the manager can administer its settings (G8)")
-    require_approver_training(session, actor.account_id, now.date())
+    require_approver_training(session, actor.account_id, japan_today(now))
     device.status = "active"
     device.ownership = ownership
     device.manager_can_administer = manager_can_administer

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.service import AuditEntry, record
+from gateway.compliance.dates import japan_today
 from gateway.compliance.documents import lab_policy
 from gateway.compliance.gates import remote_work_failures
 from gateway.db.engine import transaction
@@ -123,6 +124,7 @@ def _login(
         raise _Refused(LoginThrottled("the account is locked after repeated failures; try later"), attempted)
     if account.status != "active":
         raise _Refused(passwords.WrongPassword(WRONG), attempted)
+    policy = lab_policy(session, account.lab_id)  # from here on, the lab's own policy in force (G16)
     try:
         if attempt.totp:
             attempted.spent_step = accounts.accept_totp(session, account, attempt.totp, keys, now)
@@ -177,11 +179,10 @@ def _device_and_scope(
         raise _Refused(PostureRefused(missing), attempted)
     failures = record_posture(session, device, attempt.posture, policy.posture, now)
     if failures:
-        # Every reason at once: the posture's, and the remote-work conditions still unmet (G1-G21).
-        security = lab_policy(session, account.lab_id)
-        unmet = remote_work_failures(session, account, device, security, now.date())
+        # Every reason at once: this posture report's, and the other remote-work conditions still unmet.
+        unmet = remote_work_failures(session, account, device, policy, japan_today(now))
         attempted.posture = (device.id, attempt.posture)
-        raise _Refused(PostureRefused(failures + [f.as_dict() for f in unmet]), attempted)
+        raise _Refused(PostureRefused([f.as_dict() for f in unmet]), attempted)
     return device, "full"
 
 

@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Request, Response
 
+from gateway.compliance.documents import lab_policy
 from gateway.db.engine import transaction
 from gateway.deps import BackendsDep, SessionDep
 from gateway.identity import accounts, devices, profiles, stations
@@ -90,14 +91,15 @@ def change_my_password(body: s.PasswordChangeIn, principal: CurrentPrincipal, se
     if principal.account_id is None:
         raise Forbidden("stations have no password")
     account = accounts.get_account(session, principal.account_id)
-    accounts.change_password(session, account, body.current_password, body.new_password, default_policy().identity)
+    policy = lab_policy(session, principal.lab_id).identity
+    accounts.change_password(session, account, body.current_password, body.new_password, policy)
     return Response(status_code=204)
 
 
 @router.post("/accounts", response_model=s.IssuedAccountOut, status_code=201)
 def add_account(body: s.AccountIn, manager: Manager, session: LabSession) -> s.IssuedAccountOut:
     actor = accounts.get_account(session, manager.account_id)
-    issued = accounts.add_account(session, actor, body.username, body.role, default_policy().identity)
+    issued = accounts.add_account(session, actor, body.username, body.role, lab_policy(session, actor.lab_id).identity)
     return s.IssuedAccountOut(
         account=s.AccountOut.model_validate(issued.account), activation_secret=issued.activation_secret
     )
@@ -110,20 +112,20 @@ def list_accounts(manager: Manager, session: LabSession) -> list[s.AccountOut]:
 
 @router.post("/accounts/{account_id}/identity-verification", response_model=s.AccountOut)
 def verify_identity(
-    account_id: uuid.UUID, body: s.IdentityVerificationIn, manager: Manager, session: LabSession
+    account_id: uuid.UUID, body: s.IdentityVerificationIn, manager: Manager, session: LabSession, backends: BackendsDep
 ) -> s.AccountOut:
     actor = accounts.get_account(session, manager.account_id)
     account = accounts.get_account(session, account_id)
-    accounts.verify_identity(session, actor, account, body.method, body.document_type, body.verified_on)
+    verified_on, now = body.verified_on, backends.clock()
+    accounts.verify_identity(session, actor, account, body.method, body.document_type, verified_on, now)
     return s.AccountOut.model_validate(account)
 
 
 @router.post("/accounts/{account_id}/reset", response_model=s.IssuedAccountOut)
 def reset_account(account_id: uuid.UUID, manager: Manager, session: LabSession) -> s.IssuedAccountOut:
     actor = accounts.get_account(session, manager.account_id)
-    issued = accounts.reset_account(
-        session, actor, accounts.get_account(session, account_id), default_policy().identity
-    )
+    policy = lab_policy(session, actor.lab_id).identity
+    issued = accounts.reset_account(session, actor, accounts.get_account(session, account_id), policy)
     return s.IssuedAccountOut(
         account=s.AccountOut.model_validate(issued.account), activation_secret=issued.activation_secret
     )
@@ -159,7 +161,13 @@ def enrol_device(
     """Enrol the key that signs this request (it must be the session's key) as a pending device."""
     proof = request.state.proof
     device, failures = devices.enrol_device(
-        session, technician, proof, body.name, body.posture, default_policy().posture, backends.clock()
+        session,
+        technician,
+        proof,
+        body.name,
+        body.posture,
+        lab_policy(session, technician.lab_id).posture,
+        backends.clock(),
     )
     return s.DeviceEnrolledOut(device=s.DeviceOut.model_validate(device), posture_failures=failures)
 
@@ -170,7 +178,8 @@ def report_posture(
 ) -> s.PostureResultOut:
     """Record a posture report of the calling device in its ledger and say what the policy thinks of it."""
     device = devices.device_of_key(session, technician)
-    failures = devices.record_posture(session, device, body.posture, default_policy().posture, backends.clock())
+    policy = lab_policy(session, technician.lab_id).posture
+    failures = devices.record_posture(session, device, body.posture, policy, backends.clock())
     return s.PostureResultOut(compliant=not failures, failures=failures)
 
 
@@ -216,7 +225,7 @@ def invite_station(
     body: s.StationInviteIn, manager: Manager, session: LabSession, backends: BackendsDep
 ) -> s.StationInvitedOut:
     station, code = stations.invite_station(
-        session, manager, body.model_dump(), default_policy().identity, backends.clock()
+        session, manager, body.model_dump(), lab_policy(session, manager.lab_id).identity, backends.clock()
     )
     return s.StationInvitedOut(station=_station_out(station), enrolment_code=code)
 

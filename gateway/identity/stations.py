@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gateway.audit.service import AuditEntry, record
+from gateway.compliance.dates import japan_today
 from gateway.compliance.gates import require_approver_training
 from gateway.identity.errors import ActivationInvalid, Conflict, Forbidden, NotFound
 from gateway.identity.models import AuthSession, Station
@@ -98,7 +99,7 @@ def approve_station(session: Session, actor: Principal, station: Station, finger
         raise Conflict(f"the station is {station.status}, not waiting for approval")
     if not hmac.compare_digest(key_fingerprint(station.public_key), fingerprint.strip()):
         raise Conflict("the fingerprint does not match the key the station enrolled with; do not approve")
-    require_approver_training(session, actor.account_id, now.date())
+    require_approver_training(session, actor.account_id, japan_today(now))
     station.status = "active"
     station.approved_by = actor.account_id
     station.approved_at = now

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.service import AuditEntry, record
+from gateway.compliance.dates import japan_today
 from gateway.compliance.gates import RemoteWorkRefused, require_remote_work
 from gateway.db.engine import transaction
 from gateway.db.scoping import bind_to_lab
@@ -26,6 +27,7 @@ from gateway.identity.models import Device, Lab, Station
 from gateway.identity.sessions import Principal, principal_entry
 from gateway.keys import KeyProvider
 from gateway.policy import SecurityPolicy, TransferPolicy
+from gateway.records.service import add_remote_process
 from gateway.storage import ObjectStore, new_object_key
 from gateway.storage.staging import StagingArea, StagingHandle
 from gateway.transfer.custody import SignedReceipt, receipt_for, sign_receipt
@@ -91,7 +93,7 @@ def open_upload(
         raise Forbidden("designs are uploaded by a technician from an approved device")
     policy = security.transfer
     try:
-        require_remote_work(session, principal.account_id, principal.device_id, security, now.date())
+        require_remote_work(session, principal.account_id, principal.device_id, security, japan_today(now))
     except RemoteWorkRefused as refused:
         entry = principal_entry(principal, "operation", "upload.refused", f"account:{principal.account_id}",
                                 "denied", refused.failures[0]["rule"], {"failures": refused.failures})  # fmt: skip
@@ -265,6 +267,7 @@ def _commit(
     design_event(session, principal, "design.commit", design.id, case=manifest.case_reference,
            ciphertext_sha256=manifest.ciphertext_sha256, process=manifest.process,
            location=manifest.remote_location)  # fmt: skip
+    add_remote_process(session, design, signed, principal)  # the case's 歯科技工録 (G20), in this transaction
     return Committed(design, receipt)
 
 

@@ -69,6 +69,12 @@ def test_lab_bootstrap_to_device_login_and_revocation(tmp_path, database_url):
             == "manager"
         )
 
+        # A manager approves remote workers and devices only with current training (G21).
+        yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+        topics = [arg for topic in ("staff-management", "security-measures", "technician-record")
+                  for arg in ("--topic", topic)]  # fmt: skip
+        manager.run("admin", "training", "add", "--date", yesterday, "--title", "遠隔作業研修", "--provider",
+                    "京都府歯科技工士会", *topics, "--duration", "90", "--attendee", "boss")  # fmt: skip
         added = manager.json("admin", "user", "add", "tanaka", "--role", "technician")
         account_id = added["account"]["id"]
         manager.run("admin", "user", "verify-identity", account_id, "--method", "in-person",

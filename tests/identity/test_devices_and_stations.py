@@ -8,16 +8,20 @@ import pyrage
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.identity.stations import key_fingerprint
+from tests.compliance_setup import make_compliant
 from tests.gateway_fixtures import Person, add_technician
 from tests.identity.posture_samples import compliant_windows
 
 
-def verified_technician(lab: Person, username: str = "tanaka") -> Person:
+def verified_technician(lab: Person, username: str = "tanaka", compliant: bool = True) -> Person:
+    """A technician whose identity the manager verified; `compliant`: also ready for remote work (G1–G21)."""
     technician = add_technician(lab, username)
     verification = {"method": "in-person", "document_type": "driver-licence", "verified_on": "2026-11-20"}
     response = lab.call("POST", f"/api/v1/accounts/{technician.account_id}/identity-verification", verification)
     assert response.status_code == 200
     assert response.json()["identity_verified"] is True
+    if compliant:
+        make_compliant(lab, technician)
     return technician
 
 
