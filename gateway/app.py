@@ -16,7 +16,7 @@ from gateway.audit.custody_routes import router as custody_router
 from gateway.audit.publication import Publisher, open_publisher
 from gateway.audit.routes import router as audit_router
 from gateway.backends import Backends, open_backends
-from gateway.compliance.report_routes import router as compliance_report_router
+from gateway.compliance.report.routes import router as compliance_report_router
 from gateway.compliance.routes import router as compliance_router
 from gateway.identity.routes import router as identity_router
 from gateway.incidents.routes import retry_notifications

@@ -92,6 +92,36 @@ def user_verify_identity(account_id: str, method: str, document_type: str, verif
     emit(result, as_json, f"Identity of {result['username']} recorded as verified.")
 
 
+@user.command("profile")
+@click.argument("account_id")
+@click.option("--full-name", required=True, help="As on the licence, e.g. 田中 花子.")
+@click.option("--licence", "licence_number", required=True, help="歯科技工士免許 number.")
+@click.option("--phone", required=True, help="A number the lab and the prefecture can reach them on.")
+@click.option("--location-label", required=True, help="Main remote location: 自宅 (home) or a name, e.g. サテライト.")
+@click.option("--address", "location_address", required=True, help="Its address in Japan.")
+@click.option("--prefecture", required=True, help="One of the 47, written as 東京都, 大阪府, 京都府, 北海道 …")
+@click.option("--not-employed", is_flag=True, help="The person does not (or no longer) work for this lab (G1).")
+@json_option
+@handles_errors
+def user_profile(account_id: str, not_employed: bool, as_json: bool, **fields: str) -> None:
+    """Record a technician's licence, contact and main remote location (G1, G3); each change is kept as history
+    and shows on the prefecture roster as unfiled until the next roster export."""
+    body = {**fields, "employed_by_lab": not not_employed}
+    result = logged_in().request("PUT", f"/api/v1/accounts/{account_id}/profile", body)
+    emit(result, as_json, f"Profile of {result['full_name']} recorded; file the roster again (admin roster export).")
+
+
+@user.command("profile-history")
+@click.argument("account_id")
+@json_option
+@handles_errors
+def user_profile_history(account_id: str, as_json: bool) -> None:
+    """Every version of the technician's profile, newest first, with who changed it and when (G3)."""
+    versions = logged_in().get(f"/api/v1/accounts/{account_id}/profile/history")
+    columns = ["changed_at", "full_name", "licence_number", "phone", "location_label", "location_address"]
+    emit(versions, as_json, table(versions, columns))
+
+
 @user.command("reset")
 @click.argument("account_id")
 @json_option

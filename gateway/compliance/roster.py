@@ -6,9 +6,7 @@ the roster then shows only 自宅 / Home, never the home address. Any other labe
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,13 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gateway.audit.service import AuditEntry, record
-from gateway.compliance.dates import japan_time
 from gateway.compliance.gates import unfiled_roster_change
 from gateway.compliance.models import RosterExport
 from gateway.errors import DentGateError
 from gateway.identity.models import Account, Lab, TechnicianProfile
 from gateway.identity.profiles import current_profile
+from gateway.japan import japan_time
 from gateway.pdf import PdfDocument, Section, Table, render_pdf
+from gateway.spreadsheet import spreadsheet_csv
 
 Language = Literal["ja", "en"]
 FORMATS = ("pdf", "csv")
@@ -42,7 +41,6 @@ TEXTS = {
            "name": "Name", "count": "Workers", "workers": "Remote workers", "yes": "Yes", "no": "No", "home": "Home",
            "note": "Where the main remote work location is the worker's home, only \"Home\" is shown."},
 }  # fmt: skip
-MEDIA_TYPES = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8"}
 
 
 class RosterInvalid(DentGateError):
@@ -126,12 +124,8 @@ def _cells(row: RosterRow, lang: Language) -> tuple[str, str, str, str, str]:
 
 
 def render_csv(rows: list[RosterRow], lang: Language) -> bytes:
-    """The roster as CSV, UTF-8 with a byte order mark so spreadsheet software reads the Japanese right."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS[lang])
-    writer.writerows(_cells(row, lang) for row in rows)
-    return out.getvalue().encode("utf-8-sig")
+    """The roster as CSV for a spreadsheet (gateway.spreadsheet)."""
+    return spreadsheet_csv(COLUMNS[lang], (_cells(row, lang) for row in rows))
 
 
 def render_roster_pdf(lab_name: str, rows: list[RosterRow], lang: Language, now: datetime) -> bytes:

@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session
 
 from gateway.compliance import acknowledgements, attestations, documents, readiness, roster, training
 from gateway.compliance import schemas as s
-from gateway.compliance.dates import japan_today
 from gateway.compliance.documents import DocumentKind, lab_policy
 from gateway.compliance.models import LabDocument
 from gateway.deps import BackendsDep
 from gateway.identity.accounts import get_account
 from gateway.identity.auth import AuditReader, LabSession, Manager, Member, Technician
+from gateway.japan import japan_today
+from gateway.spreadsheet import MEDIA_TYPES
 
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
 
@@ -182,7 +183,7 @@ def export_roster(body: s.RosterExportIn, manager: Manager, session: LabSession,
     name = f"roster-{japan_today(now).isoformat()}-{body.lang}.{body.format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "X-DentGate-Roster-Export": str(export.id),
                "X-DentGate-SHA256": export.sha256}  # fmt: skip
-    return Response(content=data, media_type=roster.MEDIA_TYPES[export.format], headers=headers)
+    return Response(content=data, media_type=MEDIA_TYPES[export.format], headers=headers)
 
 
 @router.get("/me/readiness", response_model=s.ReadinessOut)

@@ -11,12 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gateway.audit.service import AuditEntry, record
-from gateway.compliance.dates import japan_today
 from gateway.compliance.gates import training_status
 from gateway.compliance.models import TrainingAttendance, TrainingSession
 from gateway.errors import DentGateError
 from gateway.identity.errors import NotFound
 from gateway.identity.models import Account
+from gateway.japan import japan_today
 from gateway.policy import SecurityPolicy
 
 TRAINED_ROLES = ("manager", "technician")

@@ -244,8 +244,8 @@ def verify_identity(
 ) -> IdentityVerification:
     """Record how a manager verified the person's identity; only then may the account work remotely (G6).
     Approving a remote worker needs the manager's current training (G21)."""
-    from gateway.compliance.dates import japan_today  # late: the gates import profiles, which import us
     from gateway.compliance.gates import require_approver_training
+    from gateway.japan import japan_today  # late: the gates import profiles, which import us
 
     require_approver_training(session, actor.id, japan_today(now))
     entry = IdentityVerification(

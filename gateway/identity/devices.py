@@ -10,13 +10,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.audit.service import AuditEntry, record
-from gateway.compliance.dates import japan_today
 from gateway.compliance.gates import require_approver_training
 from gateway.identity.errors import Conflict, Forbidden, NotFound
 from gateway.identity.models import Account, Device, PostureRecord
 from gateway.identity.posture import PostureReport, evaluate_posture
 from gateway.identity.proofs import VerifiedProof
 from gateway.identity.sessions import Principal, end_sessions
+from gateway.japan import japan_today
 from gateway.policy import PosturePolicy
 
 

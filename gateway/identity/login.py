@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.service import AuditEntry, record
-from gateway.compliance.dates import japan_today
 from gateway.compliance.documents import lab_policy
 from gateway.compliance.gates import remote_work_failures
 from gateway.db.engine import transaction
@@ -23,6 +22,7 @@ from gateway.identity.models import Account, AddressFailures, Device, Lab
 from gateway.identity.posture import PostureReport
 from gateway.identity.proofs import VerifiedProof
 from gateway.identity.sessions import claim_proof, issue_session
+from gateway.japan import japan_today
 from gateway.keys import KeyProvider
 from gateway.policy import SecurityPolicy
 

@@ -10,13 +10,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gateway.audit.service import AuditEntry, record
-from gateway.compliance.dates import japan_today
 from gateway.compliance.gates import require_approver_training
 from gateway.identity.errors import ActivationInvalid, Conflict, Forbidden, NotFound
 from gateway.identity.models import AuthSession, Station
 from gateway.identity.proofs import VerifiedProof, key_fingerprint
 from gateway.identity.sessions import Principal, claim_proof, end_sessions, issue_session
 from gateway.identity.tokens import code_hash, new_code
+from gateway.japan import japan_today
 from gateway.policy import IdentityPolicy
 
 

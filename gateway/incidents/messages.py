@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.incidents.plan import IncidentPlan
+from gateway.japan import JST
 
-JST = timezone(timedelta(hours=9), "JST")  # Japan keeps no daylight saving time
 FIRST_STEPS = 3
 WEBHOOK_EVENT = "incident.reported"
 

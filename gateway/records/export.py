@@ -17,18 +17,18 @@ from gateway.errors import DentGateError
 from gateway.identity.errors import Forbidden
 from gateway.identity.models import Lab
 from gateway.identity.sessions import Principal, principal_entry
+from gateway.japan import JST
 from gateway.keys import KeyProvider
-from gateway.records.items import JAPAN
 from gateway.records.models import RemoteProcess
 from gateway.records.render import Heading, records_csv, records_pdf
 from gateway.records.service import case_versions
 from gateway.records.views import build_case_view
+from gateway.spreadsheet import MEDIA_TYPES
 
 ExportFormat = Literal["pdf", "csv"]
 Language = Literal["ja", "en"]
 MAX_PERIOD_DAYS = 366
 EXPORTERS = ("manager", "auditor")
-MEDIA_TYPES = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8"}
 
 
 class ExportScopeInvalid(DentGateError):
@@ -75,8 +75,8 @@ class ExportFile:
 
 def cases_in_period(session: Session, since: date, until: date) -> list[str]:
     """The cases with a remote process that started on a day from `since` to `until` (Japan time)."""
-    start = datetime.combine(since, time(), JAPAN)
-    end = datetime.combine(until + timedelta(days=1), time(), JAPAN)
+    start = datetime.combine(since, time(), JST)
+    end = datetime.combine(until + timedelta(days=1), time(), JST)
     return list(
         session.scalars(
             sa.select(RemoteProcess.case_reference)

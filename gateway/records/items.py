@@ -4,11 +4,11 @@ version is finalized, and the date order a finalized record must keep."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
+from gateway.japan import JST
 from gateway.records.models import TechnicianRecord
 
-JAPAN = timezone(timedelta(hours=9), "JST")  # records are kept in Japan time (no daylight saving)
 EDITABLE = (
     "model_received_on", "form_received_on", "patient_name", "site_and_design", "method", "materials",
     "process_record", "final_inspection_on", "delivered_on",
@@ -56,7 +56,7 @@ def date_problems(record: TechnicianRecord, remote_process_ends: Sequence[dateti
     if inspected is not None and received and inspected < max(received):
         problems.append("the final inspection date is before the model or instruction form was received")
     if inspected is not None and remote_process_ends:
-        last = max(remote_process_ends).astimezone(JAPAN).date()
+        last = max(remote_process_ends).astimezone(JST).date()
         if inspected < last:
             problems.append(f"the final inspection date is before the last remote process ({last.isoformat()})")
     if inspected is not None and delivered is not None and delivered < inspected:

@@ -4,16 +4,15 @@ Times are in Japan time. A CSV cell that a spreadsheet would run as a formula is
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from gateway.japan import JST
 from gateway.pdf import PdfDocument, Section, Table, render_pdf
-from gateway.records.items import JAPAN
 from gateway.records.views import CaseView, ProcessLine, VersionView
+from gateway.spreadsheet import spreadsheet_csv
 
 LABELS: dict[str, dict[str, str]] = {
     "ja": {
@@ -61,7 +60,7 @@ class Heading:
 
 
 def _time(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(JAPAN).strftime("%Y-%m-%d %H:%M")
+    return "" if value is None else value.astimezone(JST).strftime("%Y-%m-%d %H:%M")
 
 
 def _day(value: date | None) -> str:
@@ -154,12 +153,6 @@ def records_pdf(heading: Heading, cases: list[CaseView], lang: str) -> bytes:
     return render_pdf(PdfDocument(text["title"], "  ".join(about), sections, landscape=True))
 
 
-def _cell(value: object) -> str:
-    """Plain text for a spreadsheet: a leading =, +, -, @ or control would make Excel run it as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def records_csv(cases: list[CaseView], lang: str) -> bytes:
     """One row per remote process of each case's current version (the record's items repeated), UTF-8 with BOM."""
     text = LABELS[lang]
@@ -168,9 +161,7 @@ def records_csv(cases: list[CaseView], lang: str) -> bytes:
             "model_received_on", "form_received_on",
             "site_and_design", "method", "materials", "process_record", "final_inspection_on", "delivered_on",
             "technician", "process", "location", "address", "device", "start", "end", "design"]  # fmt: skip
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([text[k] for k in keys])
+    rows = []
     for case in cases:
         version, record = case.current, case.current.record
         item = [record.case_reference, record.version, text[record.status], record.patient_reference,
@@ -184,5 +175,5 @@ def records_csv(cases: list[CaseView], lang: str) -> bytes:
                 line.device_name, _time(line.process.started_at), _time(line.process.ended_at),
                 str(line.process.design_id),
             ]  # fmt: skip
-            writer.writerow([_cell(value) for value in item + remote])
-    return "\ufeff".encode() + out.getvalue().encode("utf-8")
+            rows.append(item + remote)
+    return spreadsheet_csv([text[k] for k in keys], rows)

@@ -21,10 +21,11 @@ from gateway.identity.errors import Conflict, Forbidden, NotFound
 from gateway.identity.models import Account
 from gateway.identity.profiles import current_profile
 from gateway.identity.sessions import Principal, principal_entry
+from gateway.japan import JST
 from gateway.keys import KeyProvider
 from gateway.keys.fields import open_field, seal_field
 from gateway.policy import SecurityPolicy
-from gateway.records.items import EDITABLE, JAPAN, date_problems, describe, missing_items
+from gateway.records.items import EDITABLE, date_problems, describe, missing_items
 from gateway.records.models import RemoteProcess, TechnicianRecord
 from gateway.transfer.manifest import SignedManifest
 from gateway.transfer.models import Design
@@ -362,7 +363,7 @@ def _record_finding(record: TechnicianRecord, processes: list[RemoteProcess], to
     if record.status == "finalized" and len(processes_of(record, processes)) < len(processes):
         reason = f"a remote process was recorded after version {record.version} was finalized; amend the record"
         return CaseCompleteness(record.case_reference, record.patient_reference, NEEDS_ATTENTION, reason)
-    last = max(p.started_at for p in processes).astimezone(JAPAN).date()
+    last = max(p.started_at for p in processes).astimezone(JST).date()
     waited = (today - last).days
     if record.status != "draft" or waited <= completion_days:
         return None

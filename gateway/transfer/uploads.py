@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.service import AuditEntry, record
-from gateway.compliance.dates import japan_today
 from gateway.compliance.gates import RemoteWorkRefused, require_remote_work
 from gateway.db.engine import transaction
 from gateway.db.scoping import bind_to_lab
@@ -25,6 +24,7 @@ from gateway.errors import DentGateError
 from gateway.identity.errors import Forbidden, NotFound
 from gateway.identity.models import Device, Lab, Station
 from gateway.identity.sessions import Principal, principal_entry
+from gateway.japan import japan_today
 from gateway.keys import KeyProvider
 from gateway.policy import SecurityPolicy, TransferPolicy
 from gateway.records.service import add_remote_process

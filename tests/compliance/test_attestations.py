@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.compliance.dates import japan_today
+from gateway.japan import japan_today
 from tests.compliance.people import audit_events, days_ago, log_in_from_device, working_technician
 from tests.gateway_fixtures import add_technician
 from tests.identity.posture_samples import compliant_windows

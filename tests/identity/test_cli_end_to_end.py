@@ -79,6 +79,13 @@ def test_lab_bootstrap_to_device_login_and_revocation(tmp_path, database_url):
         account_id = added["account"]["id"]
         manager.run("admin", "user", "verify-identity", account_id, "--method", "in-person",
                     "--document-type", "driver-licence")  # fmt: skip
+        where = ["--location-label", "自宅", "--address", "北海道札幌市中央区1-1", "--prefecture", "北海道"]
+        profile = manager.json("admin", "user", "profile", account_id, "--full-name", "田中 花子", "--licence",
+                               "第012345号", "--phone", "011-000-0000", *where)  # fmt: skip
+        assert (profile["full_name"], profile["prefecture"]) == ("田中 花子", "北海道")
+        wrong = manager.run("admin", "user", "profile", account_id, "--full-name", "田中 花子", "--licence", "1",
+                            "--phone", "011-000-0000", *where[:4], "--prefecture", "Hokkaido", ok=False)  # fmt: skip
+        assert "47 prefectures" in wrong.stderr
 
         technician = Cli(tmp_path / "technician", tmp_path, DENTGATE_KEY_PASSPHRASE="correct horse battery staple")
         tech_totp, recovery = activate(technician, gateway, lab, "tanaka", added["activation_secret"])

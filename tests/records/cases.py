@@ -12,7 +12,7 @@ import pypdf
 import sqlalchemy as sa
 
 from gateway.audit.models import AuditEvent
-from gateway.records.items import JAPAN
+from gateway.japan import JST
 from gateway.transfer.manifest import parse_signed_manifest, sign_manifest
 from tests.identity.posture_samples import compliant_windows
 from tests.identity.test_devices_and_stations import enrolled_device, verified_technician
@@ -51,7 +51,7 @@ def second_technician(scene: dict, username: str = "sato") -> dict:
 
 def complete_items(gateway) -> dict:
     """Every required item, dated consistently with a remote process done today (Japan time)."""
-    today = gateway.clock().astimezone(JAPAN).date()
+    today = gateway.clock().astimezone(JST).date()
     received = (today - timedelta(days=3)).isoformat()
     return {
         "model_received_on": received, "form_received_on": received, "patient_name": PATIENT,

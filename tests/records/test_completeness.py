@@ -9,8 +9,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from gateway.db.scoping import bind_to_lab
+from gateway.japan import JST
 from gateway.policy import default_policy
-from gateway.records.items import JAPAN
 from gateway.records.models import RemoteProcess
 from gateway.records.service import NEEDS_ATTENTION, NOT_MET, case_completeness
 from tests.records.cases import CASE, complete_items, record_path, upload_case
@@ -18,7 +18,7 @@ from tests.records.cases import CASE, complete_items, record_path, upload_case
 
 def findings(scene, days_later: int):
     gateway = scene["lab"].gateway
-    today = gateway.clock().astimezone(JAPAN).date() + timedelta(days=days_later)
+    today = gateway.clock().astimezone(JST).date() + timedelta(days=days_later)
     lab_id = uuid.UUID(scene["lab_id"])
     with gateway.backends.sessions() as session:
         bind_to_lab(session, lab_id)

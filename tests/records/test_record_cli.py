@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from clients.api import raise_for_problem
 from clients.cli import main
 from clients.commands import records as record_commands
-from gateway.records.items import JAPAN
+from gateway.japan import JST
 from tests.gateway_fixtures import Person
 from tests.records.cases import CASE, PATIENT, pdf_text, upload_case
 
@@ -59,7 +59,7 @@ def test_a_manager_completes_finalizes_and_exports_a_case_from_the_command_line(
     refused = run(monkeypatch, manager, "finalize", CASE)
     assert refused.exit_code == 1 and "[record-incomplete]" in refused.output
 
-    today = manager.gateway.clock().astimezone(JAPAN).date().isoformat()
+    today = manager.gateway.clock().astimezone(JST).date().isoformat()
     more = ["update", CASE, "--material", "ジルコニア|Katana HT|ZR-2611", "--final-inspection", today, "--delivered",
             today]  # fmt: skip
     assert run(monkeypatch, manager, *more).exit_code == 0

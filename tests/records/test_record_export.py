@@ -6,12 +6,12 @@ import csv
 import io
 from datetime import timedelta
 
-from gateway.records.items import JAPAN
+from gateway.japan import JST
 from tests.records.cases import CASE, PATIENT, audit_actions, complete_items, pdf_text, record_path, upload_case
 
 
 def _today(gateway) -> str:
-    return gateway.clock().astimezone(JAPAN).date().isoformat()
+    return gateway.clock().astimezone(JST).date().isoformat()
 
 
 def test_a_case_exports_as_a_japanese_pdf_with_the_record_and_the_technicians_full_name(scene):
@@ -48,7 +48,7 @@ def test_a_period_exports_the_cases_with_remote_work_in_it(scene):
     pdf = manager.call("GET", f"/api/v1/records/export?from={today}&to={today}")
     text = pdf_text(pdf.content)
     assert "歯科技工録" in text and CASE in text and "2026-1125-002" in text and text.count("技工tanaka") == 2
-    long_ago = (manager.gateway.clock().astimezone(JAPAN).date() - timedelta(days=30)).isoformat()
+    long_ago = (manager.gateway.clock().astimezone(JST).date() - timedelta(days=30)).isoformat()
     empty = pdf_text(manager.call("GET", f"/api/v1/records/export?from={long_ago}&to={long_ago}").content)
     assert CASE not in empty and "なし" in empty
     backwards = manager.call("GET", f"/api/v1/records/export?from={today}&to={long_ago}")

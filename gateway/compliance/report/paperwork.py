@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from gateway.audit.chain import ChainBroken
 from gateway.audit.models import AuditCheckpoint, AuditEvent
 from gateway.audit.publication import PublicationFailed, Publisher, verify_against_published
-from gateway.compliance.report_facts import LabFacts
-from gateway.compliance.report_model import Count, Row, Subject, lab_subject, row
+from gateway.compliance.report.facts import LabFacts
+from gateway.compliance.report.model import Count, Row, Subject, lab_subject, row
 from gateway.incidents.models import Incident, Notification
 from gateway.incidents.views import IncidentDetails, describe, plan_in_force
 from gateway.records.models import RemoteProcess

@@ -11,13 +11,11 @@ from sqlalchemy.orm import Session
 
 from gateway.audit.publication import Publisher
 from gateway.audit.service import record
-from gateway.compliance import report_data as data
-from gateway.compliance import report_devices as devices
-from gateway.compliance import report_people as people
-from gateway.compliance import report_records as records
-from gateway.compliance.report_facts import lab_facts
-from gateway.compliance.report_model import ComplianceReport, Count, Row
-from gateway.compliance.requirements import REQUIREMENTS
+from gateway.compliance.report import design_data as data
+from gateway.compliance.report import devices, paperwork, people
+from gateway.compliance.report.facts import lab_facts
+from gateway.compliance.report.model import ComplianceReport, Count, Row
+from gateway.compliance.report.requirements import REQUIREMENTS
 from gateway.identity.sessions import Principal, principal_entry
 
 MEASURES = tuple(f"G{n}" for n in range(5, 20))  # what G4 summarises: the guideline's security measures
@@ -61,10 +59,10 @@ def compliance_report(session: Session, lab_id: uuid.UUID, now: datetime, source
         data.g14_storage(session, facts, sources.installation),
         devices.g15_media_and_encryption(facts),
         people.g16_security_policy(session, facts),
-        records.g17_incident_plan(session, facts),
-        records.g18_incidents(session, facts),
-        records.g19_audit_logs(session, facts, sources.public_key, sources.publisher),
-        records.g20_technician_records(session, facts),
+        paperwork.g17_incident_plan(session, facts),
+        paperwork.g18_incidents(session, facts),
+        paperwork.g19_audit_logs(session, facts, sources.public_key, sources.publisher),
+        paperwork.g20_technician_records(session, facts),
         people.g21_training(session, facts),
     ]
     rows = {r.id: r for r in built}

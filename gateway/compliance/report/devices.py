@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.compliance.report_facts import DeviceFacts, LabFacts
-from gateway.compliance.report_model import Count, Row, Subject, device_subject, row
-from gateway.compliance.report_people import attestation_gaps
+from gateway.compliance.report.facts import DeviceFacts, LabFacts
+from gateway.compliance.report.model import Count, Row, Subject, device_subject, row
+from gateway.compliance.report.people import attestation_gaps
 
 
 def posture_subjects(facts: LabFacts, requirement: str) -> list[Subject]:

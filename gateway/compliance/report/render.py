@@ -10,9 +10,9 @@ from typing import Any
 
 import jinja2
 
-from gateway.compliance.dates import japan_time
-from gateway.compliance.report_model import ComplianceReport, Count, Evidence, Row, Subject
-from gateway.compliance.report_text import (
+from gateway.compliance.report.model import ComplianceReport, Count, Evidence, Row, Subject
+from gateway.compliance.report.requirements import BY_ID, GUIDELINE, Lang
+from gateway.compliance.report.text import (
     EVIDENCE_LABELS,
     HEADINGS,
     STATUS_LABELS,
@@ -21,7 +21,7 @@ from gateway.compliance.report_text import (
     reason,
     text,
 )
-from gateway.compliance.requirements import BY_ID, GUIDELINE, Lang
+from gateway.japan import japan_time
 from gateway.pdf import PdfDocument, Section, Table, render_pdf
 
 MEDIA_TYPES = {"json": "application/json", "html": "text/html; charset=utf-8", "pdf": "application/pdf"}
@@ -140,7 +140,7 @@ def _header(report: ComplianceReport, lang: Lang) -> list[tuple[str, str]]:
 
 
 _templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("gateway.compliance", "templates"),
+    loader=jinja2.PackageLoader("gateway.compliance.report", "templates"),
     autoescape=True,  # every name, message and label is data: escaped, always
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,

@@ -1,5 +1,6 @@
-"""The lab's calendar: dates people write down (a training, an attestation, a filing) are dates in Japan, whatever
-the server's time zone, so a training held this morning in Kyoto is never "in the future" (G5, G21)."""
+"""Japan's calendar and clock, the one home of Japan time: dates people write down (a training, an attestation, a
+filing, a 歯科技工録 item) are dates in Japan whatever the server's time zone, so a training held this morning in
+Kyoto is never "in the future"; documents handed to people show Japan time (G5, G20, G21)."""
 
 from __future__ import annotations
 

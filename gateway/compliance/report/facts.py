@@ -10,7 +10,6 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from gateway.compliance.dates import japan_today
 from gateway.compliance.documents import lab_policy
 from gateway.compliance.gates import (
     AttestationState,
@@ -19,8 +18,9 @@ from gateway.compliance.gates import (
     posture_failures,
     remote_work_failures,
 )
-from gateway.compliance.report_model import Person
+from gateway.compliance.report.model import Person
 from gateway.identity.models import Account, Device, Lab, PostureRecord, TechnicianProfile
+from gateway.japan import japan_today
 from gateway.policy import SecurityPolicy
 
 

@@ -3,7 +3,7 @@ and a Japanese summary of each rule a subject can fail (the English is the rule'
 
 from __future__ import annotations
 
-from gateway.compliance.requirements import Lang
+from gateway.compliance.report.requirements import Lang
 
 HEADINGS: dict[str, tuple[str, str]] = {
     "title": ("コンプライアンス報告書", "Compliance report"),

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from gateway.audit.models import AuditEvent
-from gateway.compliance.report_facts import LabFacts
-from gateway.compliance.report_model import Count, Row, Subject, lab_subject, row
+from gateway.compliance.report.facts import LabFacts
+from gateway.compliance.report.model import Count, Row, Subject, lab_subject, row
 from gateway.identity.models import Station
 from gateway.records.models import RemoteProcess
 from gateway.settings import Settings

@@ -7,9 +7,9 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from gateway.compliance.report import ReportSources, compliance_report, record_reading
-from gateway.compliance.report_data import installation_of
-from gateway.compliance.report_render import MEDIA_TYPES, render
+from gateway.compliance.report.design_data import installation_of
+from gateway.compliance.report.render import MEDIA_TYPES, render
+from gateway.compliance.report.service import ReportSources, compliance_report, record_reading
 from gateway.deps import BackendsDep
 from gateway.identity.auth import AuditReader, LabSession
 

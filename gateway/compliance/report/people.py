@@ -19,8 +19,8 @@ from gateway.compliance.gates import (
     training_status,
 )
 from gateway.compliance.models import RosterExport, TrainingSession
-from gateway.compliance.report_facts import LabFacts
-from gateway.compliance.report_model import (
+from gateway.compliance.report.facts import LabFacts
+from gateway.compliance.report.model import (
     ATTENTION_DAYS,
     Count,
     Row,
