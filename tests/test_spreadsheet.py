@@ -22,4 +22,4 @@ def test_a_cell_that_would_run_as_a_formula_is_kept_as_text():
 def test_the_file_starts_with_a_byte_order_mark_and_uses_crlf():
     data = spreadsheet_csv(["歯科技工録"], [["C-1"], [None]])
     assert data.startswith("\ufeff".encode())
-    assert data.decode("utf-8-sig") == "歯科技工録\r\nC-1\r\n\"\"\r\n"  # an empty row stays a row
+    assert data.decode("utf-8-sig") == '歯科技工録\r\nC-1\r\n""\r\n'  # an empty row stays a row
