@@ -3,7 +3,6 @@ behind it; another lab's gaps never show; auditors read it, technicians cannot; 
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -11,7 +10,6 @@ from importlib import resources
 
 import pytest
 import sqlalchemy as sa
-from pypdf import PdfReader
 
 from gateway.compliance import documents
 from gateway.db.engine import transaction
@@ -22,6 +20,7 @@ from tests.compliance_setup import make_compliant, profile_for
 from tests.gateway_fixtures import Person
 from tests.identity.posture_samples import compliant_windows
 from tests.identity.test_devices_and_stations import enrolled_device, verified_technician
+from tests.pdf_text import pdf_text
 from tests.transfer.scene import build_scene
 
 FULL_NAME = profile_for("tanaka")["full_name"]
@@ -248,18 +247,13 @@ def test_an_open_incident_needs_attention_and_a_contained_one_shows_its_time_to_
     assert g18["evidence"]["longest_minutes_to_containment"] == 0
 
 
-def _pdf_text(content: bytes) -> str:
-    reader = PdfReader(io.BytesIO(content))
-    return "".join("".join(page.extract_text() for page in reader.pages).replace("\x00", "").split())
-
-
 def test_the_pdf_is_in_japanese_and_names_the_technician_behind_a_gap(lab):
     technician_in_order(lab, trained_on=days_ago(lab, 400))
     response = lab.call("GET", "/api/v1/compliance/report?format=pdf")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/pdf"
     assert "attachment" in response.headers["content-disposition"]
-    text = _pdf_text(response.content)
+    text = pdf_text(response.content)
     for words in ("コンプライアンス報告書", "要件", "状況", "根拠", "対象", "不適合", "適合", "G21", "tanaka"):
         assert words in text, words
     assert "".join(FULL_NAME.split()) in text

@@ -7,12 +7,11 @@ import csv
 import hashlib
 import io
 
-import pypdf
-
 from gateway.identity.profiles import PROFILE_FIELDS
 from tests.compliance.people import audit_events
 from tests.gateway_fixtures import Person
 from tests.identity.test_devices_and_stations import verified_technician
+from tests.pdf_text import pdf_text
 
 JAPANESE_HEADINGS = ["氏名", "リモートワーク", "電話番号", "主たる勤務場所", "歯科技工士免許番号"]
 
@@ -32,11 +31,6 @@ def export(manager: Person, fmt: str = "pdf", lang: str = "ja") -> bytes:
     assert response.status_code == 200, response.text
     assert hashlib.sha256(response.content).hexdigest() == response.headers["X-DentGate-SHA256"]
     return response.content
-
-
-def pdf_text(data: bytes) -> str:
-    reader = pypdf.PdfReader(io.BytesIO(data))
-    return "".join("".join(page.extract_text() for page in reader.pages).replace("\x00", "").split())
 
 
 def test_a_profile_change_is_flagged_until_the_next_export_carries_it(lab):

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import re
 from datetime import timedelta
 
-import pypdf
 import sqlalchemy as sa
 
 from gateway.audit.models import AuditEvent
@@ -60,12 +57,6 @@ def complete_items(gateway) -> dict:
         "process_record": "設計（遠隔）→ 切削 → 焼成 → 研磨", "final_inspection_on": today.isoformat(),
         "delivered_on": today.isoformat(),
     }  # fmt: skip
-
-
-def pdf_text(data: bytes) -> str:
-    """The PDF's text with all whitespace removed."""
-    reader = pypdf.PdfReader(io.BytesIO(data))
-    return re.sub(r"\s+", "", "".join(page.extract_text() for page in reader.pages).replace("\x00", ""))
 
 
 def audit_actions(gateway, action: str) -> list[AuditEvent]:

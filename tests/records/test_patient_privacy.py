@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from gateway.audit.models import AuditEvent
 from gateway.db.models import metadata
-from tests.records.cases import CASE, PATIENT, pdf_text, record_path, upload_case
+from tests.pdf_text import pdf_text
+from tests.records.cases import CASE, PATIENT, record_path, upload_case
 from tests.transfer.test_design_api import add_account
 
 

@@ -14,7 +14,8 @@ from clients.cli import main
 from clients.commands import records as record_commands
 from gateway.japan import JST
 from tests.gateway_fixtures import Person
-from tests.records.cases import CASE, PATIENT, pdf_text, upload_case
+from tests.pdf_text import pdf_text
+from tests.records.cases import CASE, PATIENT, upload_case
 
 
 class PersonClient:

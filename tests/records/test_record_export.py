@@ -7,7 +7,8 @@ import io
 from datetime import timedelta
 
 from gateway.japan import JST
-from tests.records.cases import CASE, PATIENT, audit_actions, complete_items, pdf_text, record_path, upload_case
+from tests.pdf_text import pdf_text
+from tests.records.cases import CASE, PATIENT, audit_actions, complete_items, record_path, upload_case
 
 
 def _today(gateway) -> str:
