@@ -22,8 +22,8 @@ def test_manager_activates_and_logs_in_with_password_and_totp(lab):
     assert (me.json()["role"], me.json()["scope"]) == ("manager", "full")
     assert len(lab.recovery_codes) == 10
     actions = [a for a, _ in audit_actions(lab.gateway)]
-    assert actions[:6] == [
-        "lab.create", "account.create", "security-policy.publish",  # the test lab adopts the shipped policy
+    assert actions[:7] == [
+        "lab.create", "account.create", "training.record", "security-policy.publish",  # the test lab's setup
         "account.activation-start", "account.activate", "login",
     ]  # fmt: skip
 
