@@ -129,19 +129,22 @@ def attestation_states(
     return states
 
 
+ATTESTATION_REQUIREMENT = {"privacy-filter": "G5", "screen-lock": "G5", "removable-media": "G15",
+                           "personal-device-administration": "G8"}  # fmt: skip
+
+
 def attestation_failures(states: list[AttestationState], today: date) -> list[Failure]:
-    requirement = {"privacy-filter": "G5", "screen-lock": "G5", "removable-media": "G15",
-                   "personal-device-administration": "G8"}  # fmt: skip
     failures = []
     for state in states:
         if state.current(today):
             continue
+        requirement = ATTESTATION_REQUIREMENT[state.kind]
         if state.attested_on is None:
-            failures.append(Failure("attestation-missing", requirement[state.kind], f"no {state.kind} attestation"))
+            failures.append(Failure("attestation-missing", requirement, f"no {state.kind} attestation"))
         else:
             assert state.valid_until is not None
             message = f"the {state.kind} attestation of {state.attested_on} expired on {state.valid_until}"
-            failures.append(Failure("attestation-expired", requirement[state.kind], message))
+            failures.append(Failure("attestation-expired", requirement, message))
     return failures
 
 
@@ -160,6 +163,14 @@ def unfiled_roster_change(session: Session, account: Account) -> bool:
     return filed.get(str(account.id)) != profile.id
 
 
+def roster_failure(session: Session, account: Account) -> Failure | None:
+    """G3: the prefecture was told of the technician's current remote location and contact details."""
+    if not unfiled_roster_change(session, account):
+        return None
+    message = "the remote location or contact details changed after the last roster export for the prefecture"
+    return Failure("roster-unfiled", "G3", message)
+
+
 def profile_failures(session: Session, account: Account, policy: SecurityPolicy) -> list[Failure]:
     """G1: licence, employing lab and a registered remote location in Japan; G3: the prefecture was told."""
     profile = current_profile(session, account)
@@ -168,10 +179,8 @@ def profile_failures(session: Session, account: Account, policy: SecurityPolicy)
     failures = []
     if not profile.employed_by_lab:
         failures.append(Failure("not-employed", "G1", "the technician is not recorded as working for this lab"))
-    if policy.roster.unfiled_change_blocks_upload and unfiled_roster_change(session, account):
-        message = "the remote location or contact details changed after the last roster export for the prefecture"
-        failures.append(Failure("roster-unfiled", "G3", message))
-    return failures
+    unfiled = roster_failure(session, account) if policy.roster.unfiled_change_blocks_upload else None
+    return failures + ([unfiled] if unfiled else [])
 
 
 def policy_failures(session: Session, account: Account) -> list[Failure]:

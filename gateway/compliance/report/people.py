@@ -11,10 +11,9 @@ from sqlalchemy.orm import Session
 from gateway.audit.models import AuditEvent
 from gateway.compliance.documents import current_document
 from gateway.compliance.gates import (
-    AttestationState,
+    ATTESTATION_REQUIREMENT,
     Failure,
-    attestation_failures,
-    profile_failures,
+    roster_failure,
     training_failures,
     training_status,
 )
@@ -31,7 +30,6 @@ from gateway.compliance.report.model import (
 )
 from gateway.compliance.training import training_due
 from gateway.identity.models import IdentityVerification
-from gateway.policy import RosterPolicy
 
 
 def g1_licensed_workers(facts: LabFacts) -> Row:
@@ -48,13 +46,8 @@ def g1_licensed_workers(facts: LabFacts) -> Row:
 def g3_roster(session: Session, facts: LabFacts) -> Row:
     """G3: each remote worker's current profile is the one the latest roster export for the prefecture carried.
     Checked even where the lab's policy lets an unfiled change through the upload gate."""
-    strict = facts.policy.model_copy(update={"roster": RosterPolicy(unfiled_change_blocks_upload=True)})
-    subjects = [
-        person_subject(w.person, f)
-        for w in facts.workers
-        for f in profile_failures(session, w.person.account, strict)
-        if f.requirement == "G3"
-    ]
+    unfiled = [(w.person, roster_failure(session, w.person.account)) for w in facts.workers]
+    subjects = [person_subject(person, failure) for person, failure in unfiled if failure is not None]
     latest = session.scalar(sa.select(RosterExport).order_by(RosterExport.id.desc()).limit(1))
     filed = len(facts.workers) - len({s.id for s in subjects})
     evidence = {
@@ -63,11 +56,6 @@ def g3_roster(session: Session, facts: LabFacts) -> Row:
         "workers_filed": Count(filed, len(facts.workers)),
     }
     return row("G3", evidence, subjects)
-
-
-def requirement_of_attestation(kind: str, today: date) -> str:
-    """The G-id the upload gate gives a missing attestation of `kind` (one mapping, the gate's)."""
-    return attestation_failures([AttestationState(kind, None, None)], today)[0].requirement
 
 
 def attestation_gaps(facts: LabFacts, requirement: str) -> tuple[list[Subject], Count, date | None]:
@@ -79,7 +67,7 @@ def attestation_gaps(facts: LabFacts, requirement: str) -> tuple[list[Subject], 
     for worker in facts.workers:
         subjects += [person_subject(worker.person, f) for f in worker.failures_for(requirement)]
         for state in worker.attestations:
-            if requirement_of_attestation(state.kind, facts.today) != requirement or state.attested_on is None:
+            if ATTESTATION_REQUIREMENT[state.kind] != requirement or state.attested_on is None:
                 continue
             oldest = state.attested_on if oldest is None else min(oldest, state.attested_on)
             if state.current(facts.today) and state.valid_until is not None and state.valid_until <= soon:
