@@ -12,30 +12,7 @@ from gateway.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from gateway.audit.service import AuditEntry, record, verify, write_checkpoint
 from gateway.db.engine import transaction
 from gateway.identity.models import Lab
-
-
-@pytest.fixture
-def keys(tmp_path):
-    from gateway.keys.local import LocalKeyProvider
-
-    return LocalKeyProvider.open(tmp_path / "keys" / "gateway-key.json")
-
-
-def add_events(sessions, lab_id, count: int, actor: str = "tech-1") -> None:
-    with transaction(sessions) as session:
-        for n in range(count):
-            record(
-                session,
-                AuditEntry(
-                    lab_id=lab_id,
-                    category="operation",
-                    action="design.upload",
-                    actor_type="technician",
-                    actor_id=actor,
-                    target=f"design:{n}",
-                    details={"n": n},
-                ),
-            )
+from tests.audit.events import add_events
 
 
 def broken_seq(sessions, lab_id, public_key) -> int:

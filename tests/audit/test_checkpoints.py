@@ -18,6 +18,7 @@ from gateway.audit.service import AuditEntry, record, verify
 from gateway.db.base import utcnow
 from gateway.db.engine import transaction
 from gateway.policy import AuditPolicy, default_policy, parse_policy
+from tests.audit.events import add_events
 
 
 def audit_policy(every_events: int = 1000, every_minutes: int = 10, **years: int) -> AuditPolicy:
@@ -28,30 +29,6 @@ def audit_policy(every_events: int = 1000, every_minutes: int = 10, **years: int
         retention_years_auth=years.get("auth", 5),
         retention_years_operation=years.get("operation", 5),
     )
-
-
-@pytest.fixture
-def keys(tmp_path):
-    from gateway.keys.local import LocalKeyProvider
-
-    return LocalKeyProvider.open(tmp_path / "keys" / "gateway-key.json")
-
-
-def add_events(sessions, lab_id, count: int, category: str = "operation") -> None:
-    with transaction(sessions) as session:
-        for n in range(count):
-            record(
-                session,
-                AuditEntry(
-                    lab_id=lab_id,
-                    category=category,  # type: ignore[arg-type]
-                    action="design.upload",
-                    actor_type="technician",
-                    actor_id="tech-1",
-                    target=f"design:{n}",
-                    details={"n": n},
-                ),
-            )
 
 
 def checkpoint_seqs(sessions, lab_id) -> list[int]:

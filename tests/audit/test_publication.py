@@ -32,17 +32,11 @@ from gateway.audit.publication import (
 from gateway.audit.service import as_chained, verify, write_checkpoint
 from gateway.db.engine import transaction
 from gateway.settings import Settings
-from tests.audit.test_checkpoints import add_events, audit_policy
+from tests.audit.events import add_events
+from tests.audit.test_checkpoints import audit_policy
 from tests.tcp_proxy import TcpProxy
 
 REGION = "ap-northeast-1"
-
-
-@pytest.fixture
-def keys(tmp_path):
-    from gateway.keys.local import LocalKeyProvider
-
-    return LocalKeyProvider.open(tmp_path / "keys" / "gateway-key.json")
 
 
 @pytest.fixture

@@ -17,17 +17,11 @@ from gateway.audit.publication import FilePublisher, verify_against_published
 from gateway.audit.retention import PurgeRefused, plan_purge, purge_expired
 from gateway.audit.service import verify
 from gateway.db.engine import transaction
-from tests.audit.test_checkpoints import add_events, audit_policy
+from tests.audit.events import add_events
+from tests.audit.test_checkpoints import audit_policy
 
 NOW = datetime.now(UTC)
 POLICY = audit_policy(every_events=5)
-
-
-@pytest.fixture
-def keys(tmp_path):
-    from gateway.keys.local import LocalKeyProvider
-
-    return LocalKeyProvider.open(tmp_path / "keys" / "gateway-key.json")
 
 
 @pytest.fixture
