@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import statistics
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from audit_population import populate
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from harness import MIB, RssSampler, gateway_process, sample_for, say
+from harness import MIB, RssSampler, gateway_process, print_result, sample_for, say
 
 from clients.audit_export import save_export
 from clients.demo import activate, create_lab, login, totp_code
@@ -153,12 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result = run(args.events, args.database_url)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print("| measure | value |\n|---|---|")
-        for key, value in result.items():
-            print(f"| {key} | {value} |")
+    print_result(result, args.json)
     return 0 if result["target_met"] and result["one_flipped_byte_detected"] else 1
 
 

@@ -14,7 +14,6 @@ Target: p95 under 50 ms. Exit status 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -22,7 +21,7 @@ import time
 
 import sqlalchemy as sa
 from audit_export import audit_gateway
-from harness import say
+from harness import print_result, say
 
 TARGET_P95_MS = 50.0
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -81,12 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     say(f"Growing a chain of {args.events:,} events on {args.database_url.split('@')[-1]} …")
     result = run(args.events, args.queries, args.database_url)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print("| measure | value |\n|---|---|")
-        for key, value in result.items():
-            print(f"| {key} | {value} |")
+    print_result(result, args.json)
     return 0 if result["target_met"] else 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -26,6 +27,16 @@ STOP_SECONDS = 20
 def say(line: str) -> None:
     """Progress goes to stderr, so that `--json` keeps stdout for the result."""
     print(line, file=sys.stderr, flush=True)
+
+
+def print_result(result: dict, as_json: bool) -> None:
+    """A benchmark's figures on stdout: one JSON object, or a Markdown table for bench/README.md."""
+    if as_json:
+        print(json.dumps(result))
+        return
+    print("| measure | value |\n|---|---|")
+    for key, value in result.items():
+        print(f"| {key} | {value} |")
 
 
 def free_port() -> int:

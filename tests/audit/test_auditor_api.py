@@ -15,20 +15,8 @@ from gateway.audit.export import TRAILER, ExportInvalid, parse_trailer, verify_e
 from gateway.audit.models import AuditEvent
 from tests.gateway_fixtures import Person
 from tests.transfer.scene import other_lab_scene
-from tests.transfer.test_delivery_api import acknowledgement, station_session, uploaded
+from tests.transfer.test_delivery_api import delivered, uploaded
 from tests.transfer.test_design_api import add_account
-
-
-def delivered_design(scene) -> str:
-    plaintext = os.urandom(10_000)
-    design_id = uploaded(scene, plaintext)
-    station = station_session(scene)
-    job = station.call("GET", "/api/v1/station/jobs/next?wait=0").json()
-    assert station.call("GET", f"/api/v1/station/jobs/{job['job_id']}/ciphertext").status_code == 200
-    ack = acknowledgement(station, job, plaintext, scene["station_id"])
-    acknowledged = station.call("POST", f"/api/v1/station/jobs/{job['job_id']}/ack", {"signed_acknowledgement": ack})
-    assert acknowledged.status_code == 204
-    return design_id
 
 
 def exported(person: Person, **params: str) -> tuple[list[bytes], dict]:
@@ -41,7 +29,7 @@ def exported(person: Person, **params: str) -> tuple[list[bytes], dict]:
 
 
 def test_an_auditor_answers_who_touched_a_design_and_the_query_is_on_record(scene):
-    design_id = delivered_design(scene)
+    design_id, _ = delivered(scene)
     uploaded(scene, os.urandom(5_000))  # another design: must not show up
     auditor = add_account(scene["lab"], "inspector", "auditor")
     page = auditor.call("GET", f"/api/v1/audit/events?design={design_id}").json()
@@ -58,7 +46,7 @@ def test_an_auditor_answers_who_touched_a_design_and_the_query_is_on_record(scen
 
 
 def test_pages_follow_the_chain_without_gaps_or_repeats(scene):
-    delivered_design(scene)
+    delivered(scene)
     auditor = add_account(scene["lab"], "inspector", "auditor")
     everything = auditor.call("GET", "/api/v1/audit/events?category=operation&limit=1000").json()["events"]
     seen, after = [], 0
@@ -73,7 +61,7 @@ def test_pages_follow_the_chain_without_gaps_or_repeats(scene):
 
 
 def test_filters_narrow_by_prefix_outcome_and_case(scene):
-    design_id = delivered_design(scene)
+    design_id, _ = delivered(scene)
     auditor = add_account(scene["lab"], "inspector", "auditor")
     denied = auditor.call("GET", f"/api/v1/designs/{design_id}/ciphertext")
     assert denied.status_code == 403
@@ -87,7 +75,7 @@ def test_filters_narrow_by_prefix_outcome_and_case(scene):
 
 
 def test_technicians_may_not_read_the_audit_log_and_other_labs_see_nothing(scene):
-    delivered_design(scene)
+    delivered(scene)
     assert scene["technician"].call("GET", "/api/v1/audit/events").status_code == 403
     other = other_lab_scene(scene["lab"].gateway)
     theirs = other["lab"].call("GET", "/api/v1/audit/events?limit=1000").json()["events"]
@@ -96,7 +84,7 @@ def test_technicians_may_not_read_the_audit_log_and_other_labs_see_nothing(scene
 
 
 def test_an_export_verifies_offline_and_one_changed_byte_fails(scene, tmp_path):
-    delivered_design(scene)
+    delivered(scene)
     auditor = add_account(scene["lab"], "inspector", "auditor")
     gateway_key = scene["lab"].gateway.backends.keys.public_key()
     for file_format in ("jsonl", "csv"):
@@ -134,7 +122,7 @@ def test_an_export_verifies_offline_and_one_changed_byte_fails(scene, tmp_path):
 
 
 def test_the_verify_export_command_works_offline_on_the_files(scene, tmp_path):
-    delivered_design(scene)
+    delivered(scene)
     auditor = add_account(scene["lab"], "inspector", "auditor")
     lines, signed = exported(auditor, format="jsonl")
     events, manifest = tmp_path / "audit.jsonl", tmp_path / "audit.jsonl.manifest.json"
@@ -151,7 +139,7 @@ def test_the_verify_export_command_works_offline_on_the_files(scene, tmp_path):
 
 
 def test_an_export_of_a_time_range_is_a_contiguous_run_of_the_chain(scene):
-    delivered_design(scene)
+    delivered(scene)
     auditor = add_account(scene["lab"], "inspector", "auditor")
     _, whole = exported(auditor)
     with scene["lab"].gateway.backends.sessions() as session:
@@ -163,7 +151,7 @@ def test_an_export_of_a_time_range_is_a_contiguous_run_of_the_chain(scene):
 
 
 def test_verify_names_the_first_altered_event(scene):
-    delivered_design(scene)
+    delivered(scene)
     auditor = add_account(scene["lab"], "inspector", "auditor")
     assert auditor.call("GET", "/api/v1/audit/verify").json()["ok"] is True
     with scene["lab"].gateway.backends.engine.begin() as connection:
@@ -173,7 +161,7 @@ def test_verify_names_the_first_altered_event(scene):
 
 
 def test_the_operator_verifies_a_labs_chain_on_the_server(scene, tmp_path):
-    delivered_design(scene)
+    delivered(scene)
     backends = scene["lab"].gateway.backends
     settings = backends.settings
     runner = CliRunner(env={"DENTGATE_DATABASE_URL": settings.effective_database_url, "DENTGATE_HOME": str(tmp_path)})

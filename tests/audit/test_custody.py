@@ -25,21 +25,8 @@ from gateway.audit.service import verify
 from gateway.transfer.models import DeliveryJob
 from tests.gateway_fixtures import Person
 from tests.transfer.scene import other_lab_scene
-from tests.transfer.test_delivery_api import acknowledgement, station_session, uploaded
+from tests.transfer.test_delivery_api import delivered
 from tests.transfer.test_design_api import add_account
-
-
-def delivered(scene) -> tuple[str, str]:
-    """A design uploaded, claimed, downloaded and acknowledged by the scene's station: (design id, job id)."""
-    plaintext = os.urandom(20_000)
-    design_id = uploaded(scene, plaintext)
-    station = station_session(scene)
-    job = station.call("GET", "/api/v1/station/jobs/next?wait=0").json()
-    assert station.call("GET", f"/api/v1/station/jobs/{job['job_id']}/ciphertext").status_code == 200
-    ack = acknowledgement(station, job, plaintext, scene["station_id"])
-    done = station.call("POST", f"/api/v1/station/jobs/{job['job_id']}/ack", {"signed_acknowledgement": ack})
-    assert done.status_code == 204, done.text
-    return design_id, job["job_id"]
 
 
 def custody(person: Person, design_id: str):

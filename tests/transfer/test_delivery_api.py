@@ -51,6 +51,19 @@ def acknowledgement(station: Person, job: dict, plaintext: bytes, station_id: st
     return sign_acknowledgement(ack, station.key.sign).model_dump(mode="json")
 
 
+def delivered(scene) -> tuple[str, str]:
+    """A design uploaded, claimed, downloaded and acknowledged by the scene's station: (design id, job id)."""
+    plaintext = os.urandom(20_000)
+    design_id = uploaded(scene, plaintext)
+    station = station_session(scene)
+    job = station.call("GET", "/api/v1/station/jobs/next?wait=0").json()
+    assert station.call("GET", f"/api/v1/station/jobs/{job['job_id']}/ciphertext").status_code == 200
+    ack = acknowledgement(station, job, plaintext, scene["station_id"])
+    done = station.call("POST", f"/api/v1/station/jobs/{job['job_id']}/ack", {"signed_acknowledgement": ack})
+    assert done.status_code == 204, done.text
+    return design_id, job["job_id"]
+
+
 def test_a_station_claims_downloads_decrypts_and_acknowledges(scene):
     plaintext = os.urandom(200_000)
     design_id = uploaded(scene, plaintext)
