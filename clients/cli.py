@@ -12,13 +12,18 @@ from pydantic import ValidationError
 from gateway.settings import Settings
 
 
-def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
-    """Settings from flags over `DENTGATE_*` variables over the TOML file; errors end the command."""
+def given_flags(config_file: Path | None, **overrides: Any) -> dict[str, Any]:
+    """The flags the user gave (None: not given), as keyword arguments of `Settings`."""
     given = {key: value for key, value in overrides.items() if value is not None}
     if config_file is not None:
         given["config_file"] = config_file
+    return given
+
+
+def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
+    """Settings from flags over `DENTGATE_*` variables over the TOML file; errors end the command."""
     try:
-        return Settings(**given)
+        return Settings(**given_flags(config_file, **overrides))
     except ValidationError as error:
         # Name the setting and the rule, never the value: a database URL may carry a password.
         problems = "; ".join(
@@ -47,11 +52,31 @@ def main() -> None:
 @click.option("--port", type=int, help="Port to listen on (default 8765).")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), help="Embedded data directory.")
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Migrate the database at start.")
-def serve(config_file: Path | None, host: str | None, port: int | None, data_dir: Path | None, migrate: bool) -> None:
-    """Run the gateway (SQLite and ./dentgate-data unless configured otherwise)."""
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes serving the one port; more than one needs PostgreSQL.",
+)
+def serve(
+    config_file: Path | None, host: str | None, port: int | None, data_dir: Path | None, migrate: bool, workers: int
+) -> None:
+    """Run the gateway (SQLite and ./dentgate-data unless configured otherwise).
+
+    With --workers N (PostgreSQL only) the database is migrated once, then N worker processes share the port;
+    each builds the app from the same flags, environment and configuration file. Ctrl-C stops them all.
+    """
+    from gateway.server import WorkersRefused, check_workers
     from gateway.server import serve as run_server
 
-    run_server(load_settings(config_file, host=host, port=port, data_dir=data_dir), migrate_at_start=migrate)
+    flags = given_flags(config_file, host=host, port=port, data_dir=data_dir)
+    settings = load_settings(config_file, host=host, port=port, data_dir=data_dir)
+    try:
+        check_workers(settings, workers)
+    except WorkersRefused as refused:
+        raise click.BadParameter(str(refused), param_hint="'--workers'") from None
+    run_server(settings, migrate_at_start=migrate, workers=workers, flags=flags)
 
 
 @main.group()
