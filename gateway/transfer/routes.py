@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 import uuid
 
 from fastapi import APIRouter, Header, Request, Response
@@ -16,13 +15,12 @@ from gateway.identity.models import Lab
 from gateway.identity.service import set_archive_recipient
 from gateway.identity.stations import list_stations
 from gateway.policy import default_policy
-from gateway.storage.staging import ChunkTooLarge
 from gateway.transfer import schemas as s
 from gateway.transfer import uploads
+from gateway.transfer.body import spooled_body
 
 router = APIRouter(prefix="/api/v1", tags=["transfer"])
 TUS_VERSION = "1.0.0"
-SPOOL_IN_MEMORY = 1024 * 1024
 
 
 def _offset_headers(upload) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -87,13 +85,7 @@ async def append_to_upload(
     upload_offset: int = Header(alias="Upload-Offset", ge=0),
 ) -> Response:
     """Append the request body at `Upload-Offset`; the last chunk commits the design and returns its receipt."""
-    limit = default_policy().transfer.max_chunk_bytes
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as chunk:
-        async for piece in request.stream():
-            chunk.write(piece)
-            if chunk.tell() > limit:
-                raise ChunkTooLarge(f"one request may carry at most {limit} bytes")
-        chunk.seek(0)
+    async with spooled_body(request, default_policy().transfer.max_chunk_bytes) as chunk:
         upload = await run_in_threadpool(
             uploads.append,
             backends.sessions,

@@ -9,6 +9,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 import uuid
@@ -375,6 +376,57 @@ def test_a_chunk_over_the_chunk_cap_is_refused(staging: StagingArea, store: Obje
     assert raised.value.status == 413
     handle = staging.append(persisted, 4, io.BytesIO(b"tail"), max_total=NO_CAP, max_chunk=4)
     staging.complete(handle, key)
+    assert read_all(store, key) == b"headtail"
+
+
+def spooled(data: bytes, position: int = 0) -> BinaryIO:
+    """A chunk as the gateway hands it over: the PATCH body in an unbuffered temporary file."""
+    spool = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 (closed by the caller)
+    spool.write(data)
+    spool.seek(position)
+    return spool  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("sizes", [[1, 3 * MIB, 1], [PART_SIZE + 5, 2 * MIB]], ids=["small", "over-a-part"])
+def test_chunks_spooled_to_files_assemble_to_identical_bytes(
+    staging: StagingArea, store: ObjectStore, leftovers: Callable[[], list[str]], sizes: list[int]
+) -> None:
+    data = payload(sum(sizes), seed=3)
+    key = new_object_key("designs")
+    handle = staging.begin(key)
+    for chunk in split(data, sizes):
+        with spooled(chunk) as spool:
+            handle = StagingHandle.from_json(
+                staging.append(handle, handle.offset, spool, max_total=NO_CAP, max_chunk=NO_CAP).to_json()
+            )
+    stored = staging.complete(handle, key)
+    assert (stored.size, stored.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert read_all(store, key) == data
+    assert leftovers() == []
+
+
+def test_only_the_rest_of_a_spool_from_its_position_is_appended(staging: StagingArea, store: ObjectStore) -> None:
+    key = new_object_key("designs")
+    with spooled(b"skipped|kept", position=len(b"skipped|")) as spool:
+        handle = staging.append(staging.begin(key), 0, spool, max_total=NO_CAP, max_chunk=NO_CAP)
+    staging.complete(handle, key)
+    assert read_all(store, key) == b"kept"
+
+
+def test_a_spooled_chunk_over_a_cap_is_refused_and_nothing_of_it_is_kept(
+    staging: StagingArea, store: ObjectStore
+) -> None:
+    key = new_object_key("designs")
+    persisted = upload_in_chunks(staging, key, [b"head"])
+
+    with spooled(payload(2 * MIB)) as spool, pytest.raises(ChunkTooLarge):
+        staging.append(persisted, 4, spool, max_total=NO_CAP, max_chunk=MIB)
+    with spooled(payload(2 * MIB)) as spool, pytest.raises(ObjectTooLarge):
+        staging.append(persisted, 4, spool, max_total=MIB, max_chunk=NO_CAP)
+
+    with spooled(b"tail") as spool:
+        handle = staging.append(persisted, 4, spool, max_total=8, max_chunk=4)
+    assert staging.complete(handle, key).sha256 == hashlib.sha256(b"headtail").hexdigest()
     assert read_all(store, key) == b"headtail"
 
 
