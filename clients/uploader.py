@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from clients.api import ApiError, GatewayClient
+from clients.api import GatewayClient, raise_for_problem
 from clients.sealing import seal_bundle
 from gateway.errors import DentGateError
 from gateway.identity.proofs import make_proof
@@ -174,30 +174,35 @@ def send_ciphertext(
     """PATCH the ciphertext in chunks; after a dropped connection, ask the gateway's offset and go on from there."""
     path = f"/api/v1/uploads/{upload_id}"
     url = client.base_url.rstrip("/") + path
-    offset, failures = 0, 0
+    offset: int | None = 0  # None: the link broke, ask the gateway how much it has before going on
+    failures = 0
     with httpx.Client(timeout=client.timeout, transport=client.transport) as http:
         while True:
-            ciphertext.seek(offset)
-            chunk = ciphertext.read(CHUNK_BYTES)
-            headers = _headers(client, "PATCH", url) | {
-                "Upload-Offset": str(offset),
-                "Tus-Resumable": "1.0.0",
-                "Content-Type": "application/offset+octet-stream",
-            }
             try:
+                if offset is None:
+                    answer = http.head(url, headers=_headers(client, "HEAD", url))
+                    raise_for_problem(answer)
+                    offset = int(answer.headers["upload-offset"])
+                ciphertext.seek(offset)
+                chunk = ciphertext.read(CHUNK_BYTES)
+                headers = _headers(client, "PATCH", url) | {
+                    "Upload-Offset": str(offset),
+                    "Tus-Resumable": "1.0.0",
+                    "Content-Type": "application/offset+octet-stream",
+                }
                 response = http.patch(url, content=chunk, headers=headers)
             except httpx.TransportError as error:
                 failures += 1
                 if failures > RETRIES:
                     raise UploadFailed(f"the connection keeps failing ({error}); run the upload again") from error
-                offset = int(http.head(url, headers=_headers(client, "HEAD", url)).headers["upload-offset"])
+                offset = None
                 continue
+            raise_for_problem(response)
             if response.status_code == 200:
                 progress(total, total)
                 return response.json()
             if response.status_code != 204:
-                body = response.json()
-                raise ApiError(response.status_code, body.get("code", "http-error"), body.get("detail", ""), body)
+                raise UploadFailed(f"the gateway answered {response.status_code} to a chunk; run the upload again")
             offset = int(response.headers["upload-offset"])
             progress(offset, total)
 

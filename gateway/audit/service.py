@@ -5,14 +5,14 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from gateway.audit.chain import (
     Category,
@@ -27,7 +27,7 @@ from gateway.audit.chain import (
 )
 from gateway.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from gateway.db.base import utcnow
-from gateway.db.scoping import require_lab
+from gateway.db.scoping import GatewaySession, require_lab
 from gateway.errors import DentGateError
 from gateway.keys import KeyProvider
 from gateway.request_context import current_request
@@ -37,6 +37,8 @@ PURGE_ACTION = "audit.purge"
 # Session.info key of the `Checkpointing` that `gateway.audit.checkpoints.enable_checkpoints` puts on a factory.
 CHECKPOINTING = "dentgate_audit_checkpointing"
 _PUBLICATION_SCHEDULED = "dentgate_audit_publication_scheduled"
+_PENDING = "dentgate_audit_pending"  # Session.info key of the entries `record` queued for the commit
+_CHAIN_TABLES = (AuditEvent, AuditChainHead, AuditCheckpoint)
 
 
 class UnknownAuditChain(DentGateError):
@@ -93,15 +95,45 @@ def locked_head(session: Session, lab_id: uuid.UUID) -> AuditChainHead:
     return head
 
 
-def record(session: Session, entry: AuditEntry) -> AuditEvent:
-    """Append `entry` to its lab's chain in the caller's transaction: both commit or neither does.
+def record(session: Session, entry: AuditEntry) -> None:
+    """Put `entry` on its lab's chain in the caller's transaction: both commit or neither does.
 
-    The chain head row is locked (SELECT … FOR UPDATE on PostgreSQL; SQLite transactions begin
-    IMMEDIATE), so concurrent writers queue instead of forking the chain.
+    The entry is queued on the session and chained when the transaction commits (or sooner, when the same
+    transaction reads the chain): the lab's chain head row is locked (SELECT … FOR UPDATE on PostgreSQL;
+    SQLite transactions begin IMMEDIATE) only for the commit itself, so concurrent writers queue instead of
+    forking the chain, and a transaction never holds the head while it waits for anything else, such as a
+    thread of the server's pool to validate its response (bench/README.md, the load benchmark).
     """
     require_lab(session, entry.lab_id)
     request = current_request()
-    head = locked_head(session, entry.lab_id)
+    if request is not None:
+        entry = replace(
+            entry,
+            client_address=entry.client_address or request.client_address,
+            request_id=entry.request_id or request.request_id,
+        )
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append(_Pending(entry, transaction))
+
+
+@dataclass(frozen=True)
+class _Pending:
+    entry: AuditEntry
+    transaction: SessionTransaction | None  # where it was recorded: a rolled-back savepoint drops it
+
+
+def chain_pending(session: Session) -> None:
+    """Chain and insert the entries `record` queued on `session`, lab by lab, in the order they were recorded."""
+    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    labs = list(dict.fromkeys(item.entry.lab_id for item in pending))
+    for lab_id in labs:
+        head = locked_head(session, lab_id)
+        for item in pending:
+            if item.entry.lab_id == lab_id:
+                _append(session, head, item.entry)
+
+
+def _append(session: Session, head: AuditChainHead, entry: AuditEntry) -> None:
     chained = ChainedEvent(
         lab_id=entry.lab_id,
         seq=head.last_seq + 1,
@@ -113,9 +145,9 @@ def record(session: Session, entry: AuditEntry) -> AuditEvent:
         target=entry.target,
         outcome=entry.outcome,
         reason=entry.reason,
-        client_address=entry.client_address or (request.client_address if request else None),
+        client_address=entry.client_address,
         device_id=entry.device_id,
-        request_id=entry.request_id or (request.request_id if request else None),
+        request_id=entry.request_id,
         details=entry.details,
         prev_hash=head.last_hash,
     )
@@ -145,7 +177,35 @@ def record(session: Session, entry: AuditEntry) -> AuditEvent:
     checkpointing = session.info.get(CHECKPOINTING)
     if checkpointing is not None and chained.seq % checkpointing.every_events == 0:
         write_checkpoint(session, entry.lab_id, checkpointing.keys)
-    return row
+
+
+@event.listens_for(GatewaySession, "before_commit")
+def _chain_before_commit(session: Session) -> None:
+    if session.info.get(_PENDING):
+        chain_pending(session)
+
+
+@event.listens_for(GatewaySession, "after_soft_rollback")
+def _drop_rolled_back(session: Session, rolled_back: SessionTransaction) -> None:
+    """Entries recorded in a transaction (or savepoint) that rolled back never reach the chain."""
+    pending: list[_Pending] = session.info.get(_PENDING, [])
+    if pending:
+        session.info[_PENDING] = [item for item in pending if not _inside(item.transaction, rolled_back)]
+
+
+def _inside(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return transaction is None and outer.parent is None
+
+
+@event.listens_for(GatewaySession, "do_orm_execute")
+def _chain_before_reading_it(state: ORMExecuteState) -> None:
+    """A transaction that reads the chain (verify, export, checkpoint, purge) sees its own entries on it."""
+    if state.session.info.get(_PENDING) and any(mapper.class_ in _CHAIN_TABLES for mapper in state.all_mappers):
+        chain_pending(state.session)
 
 
 def as_chained(row: AuditEvent) -> ChainedEvent:

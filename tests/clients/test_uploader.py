@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import httpx
 import pyrage
 import pytest
 
 from clients import uploader
-from clients.api import GatewayClient
+from clients.api import ApiError, GatewayClient
 from clients.sample_design import crown_stl
 from clients.sealing import SealBroken, open_bundle
 from gateway.errors import DentGateError
@@ -88,3 +89,65 @@ def test_a_nan_coordinate_is_refused_with_a_clear_message(scene, client, tmp_pat
     with pytest.raises(InvalidMesh, match=r"(?i)finite|nan"):
         uploader.upload_design(client, request(scene, path), uuid.UUID(me["account_id"]), uuid.UUID(me["device_id"]),
                                uploader.gateway_key(client))  # fmt: skip
+
+
+class FlakyLink(httpx.BaseTransport):
+    """Passes requests to the app, except that the PATCHes numbered in `drop_after` reach the gateway and are
+    stored, but their answers are lost (the link breaks on the way back), and HEADs answer `head_status`."""
+
+    def __init__(self, inner: httpx.BaseTransport, drop_after: set[int], head_status: int | None = None) -> None:
+        self.inner = inner
+        self.drop_after = drop_after
+        self.head_status = head_status
+        self.patches = 0
+        self.heads = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "HEAD":
+            self.heads += 1
+            if self.head_status is not None:
+                body = {"code": "internal-error", "detail": "quote request id 42"}
+                return httpx.Response(self.head_status, json=body, request=request)
+        response = self.inner.handle_request(request)
+        if request.method == "PATCH":
+            self.patches += 1
+            if self.patches in self.drop_after:
+                response.read()
+                raise httpx.ReadError("connection reset on the way back")
+        return response
+
+
+def send_design(scene, client, tmp_path, monkeypatch, link: FlakyLink):
+    monkeypatch.setattr(uploader, "CHUNK_BYTES", 1024)
+    design = tmp_path / "crown_11.stl"
+    design.write_bytes(crown_stl())
+    me = client.get("/api/v1/me")
+    flaky = GatewayClient(client.base_url, client.key, client.token, transport=link)
+    return uploader.upload_design(
+        flaky, request(scene, design), uuid.UUID(me["account_id"]), uuid.UUID(me["device_id"]),
+        uploader.gateway_key(client),
+    )  # fmt: skip
+
+
+def test_a_lost_answer_resumes_from_the_gateways_offset_and_nothing_is_sent_twice(scene, client, tmp_path, monkeypatch):
+    link = FlakyLink(scene["lab"].gateway.client._transport, drop_after={2, 5})
+    result = send_design(scene, client, tmp_path, monkeypatch, link)
+    assert link.heads == 2, "each broken link asks the gateway how much it already has"
+    chunks = -(-result.receipt.ciphertext_size // 1024)
+    assert link.patches == chunks, "the chunks whose answers were lost were stored, so none was sent twice"
+    with scene["lab"].gateway.backends.sessions() as session:
+        assert session.get(Design, result.design_id).ciphertext_sha256 == result.receipt.ciphertext_sha256
+
+
+def test_a_gateway_fault_while_resuming_is_reported_as_the_gateways_answer(scene, client, tmp_path, monkeypatch):
+    link = FlakyLink(scene["lab"].gateway.client._transport, drop_after={1}, head_status=500)
+    with pytest.raises(ApiError) as raised:
+        send_design(scene, client, tmp_path, monkeypatch, link)
+    assert (raised.value.status, raised.value.code) == (500, "internal-error")
+
+
+def test_a_link_that_keeps_breaking_gives_up_with_a_clear_message(scene, client, tmp_path, monkeypatch):
+    link = FlakyLink(scene["lab"].gateway.client._transport, drop_after=set(range(1, 100)))
+    with pytest.raises(uploader.UploadFailed, match="keeps failing"):
+        send_design(scene, client, tmp_path, monkeypatch, link)
+    assert link.heads == uploader.RETRIES
