@@ -47,15 +47,16 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def gateway_process(
-    data_dir: Path, work_dir: Path, log_file: Path, env: dict[str, str] | None = None
+    data_dir: Path, work_dir: Path, log_file: Path, env: dict[str, str] | None = None, workers: int = 1
 ) -> Iterator[tuple[psutil.Process, str]]:
-    """`dentgate serve` on a free loopback port over `data_dir` (and `env`, e.g. DENTGATE_DATABASE_URL);
-    interrupted (then killed) on the way out."""
+    """`dentgate serve` on a free loopback port over `data_dir` (and `env`, e.g. DENTGATE_DATABASE_URL), with
+    `workers` worker processes (more than one needs PostgreSQL); interrupted (then killed) on the way out."""
     port = free_port()
     environment = {key: value for key, value in os.environ.items() if not key.startswith("DENTGATE_")}
     environment |= env or {}
     environment["TMPDIR"] = str(work_dir)  # request bodies spooled to disk stay inside the bench's folder
     command = [sys.executable, "-m", "clients.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", str(workers)] if workers > 1 else []
     with log_file.open("wb") as log:
         server = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
             [*command, "--data-dir", str(data_dir)], cwd=work_dir, env=environment, stdout=log, stderr=log
