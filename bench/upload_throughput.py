@@ -345,7 +345,7 @@ def nothing(_done: int, _total: int) -> None:
 
 @contextlib.contextmanager
 def profiled(pid: int, summary: Path | None) -> Iterator[None]:
-    """py-spy samples the gateway (all threads, native frames off) while the body runs; its hottest functions,
+    """py-spy samples the gateway while the body runs (the thread holding the GIL); its hottest functions,
     by own and by total time, are written to `summary`."""
     if summary is None:
         yield
@@ -353,20 +353,8 @@ def profiled(pid: int, summary: Path | None) -> Iterator[None]:
     if not shutil.which("py-spy"):
         raise SystemExit("--profile needs py-spy: pip install py-spy")
     raw = summary.with_suffix(".collapsed")
-    command = [
-        "py-spy",
-        "record",
-        "--pid",
-        str(pid),
-        "--rate",
-        "250",
-        "--idle",
-        "--threads",
-        "--format",
-        "raw",
-        "--output",
-        str(raw),
-    ]
+    # --gil: only the thread holding the interpreter lock is sampled, so the shares are of Python's own work
+    command = ["py-spy", "record", "--pid", str(pid), "--rate", "250", "--gil", "--format", "raw", "--output", str(raw)]
     sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
     try:
         time.sleep(1)  # py-spy attaches
