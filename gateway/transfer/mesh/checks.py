@@ -54,15 +54,33 @@ def _check(kind: MediaKind, parts: list[_Part], limits: MeshLimits, warnings: li
     )
 
 
+def _merge_equal_vertices(vertices: np.ndarray) -> np.ndarray:
+    """One id per distinct point: vertices with exactly equal coordinates (-0.0 equal to 0.0) share an id.
+
+    The coordinates' bit patterns are sorted column by column (a lexsort of unsigned integers), which is
+    several times faster than `np.unique` over 12-byte records on a mesh of a million vertices.
+    """
+    coords = np.ascontiguousarray(vertices) + vertices.dtype.type(0)  # -0.0 becomes 0.0
+    if len(coords) == 0:
+        return np.zeros(0, dtype=np.int64)
+    bits = coords.view(np.dtype(f"u{coords.dtype.itemsize}")).reshape(len(coords), 3)
+    order = np.lexsort((bits[:, 2], bits[:, 1], bits[:, 0]))
+    ranked = bits[order]
+    starts_a_point = np.empty(len(order), dtype=bool)
+    starts_a_point[0] = True
+    np.any(ranked[1:] != ranked[:-1], axis=1, out=starts_a_point[1:])
+    merged = np.empty(len(order), dtype=np.int64)
+    merged[order] = np.cumsum(starts_a_point) - 1
+    return merged
+
+
 def _watertight(part: _Part, warnings: list[str]) -> bool:
     """Closed and consistently oriented: every directed edge is met exactly once in the opposite direction.
 
     Vertices with exactly equal coordinates are merged first (STL repeats them per triangle).
     """
-    coords = np.ascontiguousarray(part.vertices) + part.vertices.dtype.type(0)  # -0.0 becomes 0.0
-    keys = coords.view(np.dtype((np.void, coords.dtype.itemsize * 3))).ravel()
-    _, merged = np.unique(keys, return_inverse=True)
-    faces = merged.reshape(-1)[part.faces]
+    merged = _merge_equal_vertices(part.vertices)
+    faces = merged[part.faces]
     degenerate = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])
     if degenerate.any():
         warnings.append(f"{int(degenerate.sum())} degenerate triangles (two corners at the same point)")
