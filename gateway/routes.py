@@ -8,8 +8,9 @@ from fastapi.responses import JSONResponse
 from gateway.deps import BackendsDep
 from gateway.health import clock_report, readiness, start_clock_probe
 from gateway.problems import problem
+from gateway.routing import TransactionalRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=TransactionalRoute)
 
 
 @router.get("/healthz", summary="The process is alive")

@@ -16,8 +16,9 @@ from pydantic import BaseModel
 from gateway.audit.custody_report import b64, custody_of
 from gateway.deps import BackendsDep
 from gateway.identity.auth import AuditReader, LabSession
+from gateway.routing import TransactionalRoute
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], route_class=TransactionalRoute)
 
 
 class CustodyEventOut(BaseModel):

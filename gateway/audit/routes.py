@@ -28,8 +28,9 @@ from gateway.db.scoping import bind_to_lab
 from gateway.deps import BackendsDep
 from gateway.identity.auth import AuditReader, LabSession
 from gateway.identity.sessions import Principal, principal_entry
+from gateway.routing import TransactionalRoute
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], route_class=TransactionalRoute)
 EXPORT_CHUNK_BYTES = 256 * 1024
 EXPORT_BATCH = 2000
 

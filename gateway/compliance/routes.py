@@ -17,9 +17,10 @@ from gateway.deps import BackendsDep
 from gateway.identity.accounts import get_account
 from gateway.identity.auth import AuditReader, LabSession, Manager, Member, Technician
 from gateway.japan import japan_today
+from gateway.routing import TransactionalRoute
 from gateway.spreadsheet import MEDIA_TYPES
 
-router = APIRouter(prefix="/api/v1", tags=["compliance"])
+router = APIRouter(prefix="/api/v1", tags=["compliance"], route_class=TransactionalRoute)
 
 
 def _document_out(document: LabDocument) -> s.DocumentOut:

@@ -17,6 +17,7 @@ from gateway.identity.errors import Forbidden, NotAuthenticated
 from gateway.identity.proofs import VerifiedProof, verify_proof
 from gateway.identity.sessions import Principal, check_session, claim_proof, find_session, principal_event
 from gateway.policy import default_policy
+from gateway.routing import REQUEST_TRANSACTION
 
 
 def request_url(request: Request, public_url: str | None) -> str:
@@ -96,7 +97,8 @@ CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 
 
 def lab_session(principal: CurrentPrincipal, backends: BackendsDep) -> Iterator[Session]:
-    """The request's one transaction, scoped to the caller's lab.
+    """The request's one transaction, scoped to the caller's lab; a sync endpoint commits it as soon as it returns
+    (`gateway.routing.TransactionalRoute`), and it commits here otherwise.
 
     A refusal raised with audit entries (`DentGateError.audited`) rolls the transaction back and then
     records those entries in a transaction of their own, so a denial is on record and nothing else is.
@@ -104,6 +106,7 @@ def lab_session(principal: CurrentPrincipal, backends: BackendsDep) -> Iterator[
     try:
         with backends.sessions() as session, session.begin():
             bind_to_lab(session, principal.lab_id)
+            session.info[REQUEST_TRANSACTION] = True  # a sync endpoint commits it in its own thread
             yield session
     except DentGateError as error:
         if error.audit_entries:

@@ -16,8 +16,9 @@ from gateway.identity.errors import Forbidden
 from gateway.identity.login import LoginAttempt, login
 from gateway.identity.sessions import end_session, find_session, principal_event
 from gateway.policy import default_policy
+from gateway.routing import TransactionalRoute
 
-router = APIRouter(prefix="/api/v1", tags=["identity"])
+router = APIRouter(prefix="/api/v1", tags=["identity"], route_class=TransactionalRoute)
 
 
 def _client(request: Request) -> str | None:

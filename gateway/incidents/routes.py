@@ -17,10 +17,11 @@ from gateway.incidents import service
 from gateway.incidents.models import Incident
 from gateway.incidents.outbox import AfterCommit, retry_notifications, run_after_commit
 from gateway.incidents.views import describe, plan_in_force
+from gateway.routing import TransactionalRoute
 
 __all__ = ["retry_notifications", "router"]  # the app includes the router and runs the chore
 
-router = APIRouter(prefix="/api/v1", tags=["incidents"])
+router = APIRouter(prefix="/api/v1", tags=["incidents"], route_class=TransactionalRoute)
 
 # A technician whose device is lost may be logging in from an unapproved one (enrol scope): they can still
 # report and read the plan. Stations cannot.

@@ -20,8 +20,9 @@ from gateway.records.export import ExportScope, export_records
 from gateway.records.items import missing_items
 from gateway.records.models import TechnicianRecord
 from gateway.records.views import ProcessLine, VersionView, view_case
+from gateway.routing import TransactionalRoute
 
-router = APIRouter(prefix="/api/v1/records", tags=["records"])
+router = APIRouter(prefix="/api/v1/records", tags=["records"], route_class=TransactionalRoute)
 Editor = Annotated[Principal, Depends(requires("manager", "technician"))]
 
 

@@ -13,13 +13,14 @@ from fastapi.responses import StreamingResponse
 
 from gateway.deps import BackendsDep
 from gateway.identity.auth import LabSession, Manager, Member
+from gateway.routing import TransactionalRoute
 from gateway.storage import InvalidRange, ObjectStore
 from gateway.transfer import design_operations as ops
 from gateway.transfer import schemas as s
 from gateway.transfer.design_access import authorize, signed_manifest_of
 from gateway.transfer.models import DeliveryJob, Design
 
-router = APIRouter(prefix="/api/v1/designs", tags=["designs"])
+router = APIRouter(prefix="/api/v1/designs", tags=["designs"], route_class=TransactionalRoute)
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
 

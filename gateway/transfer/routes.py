@@ -15,11 +15,12 @@ from gateway.identity.models import Lab
 from gateway.identity.service import set_archive_recipient
 from gateway.identity.stations import list_stations
 from gateway.policy import default_policy
+from gateway.routing import TransactionalRoute
 from gateway.transfer import schemas as s
 from gateway.transfer import uploads
 from gateway.transfer.body import spooled_body
 
-router = APIRouter(prefix="/api/v1", tags=["transfer"])
+router = APIRouter(prefix="/api/v1", tags=["transfer"], route_class=TransactionalRoute)
 TUS_VERSION = "1.0.0"
 
 

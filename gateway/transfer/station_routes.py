@@ -20,10 +20,11 @@ from gateway.deps import BackendsDep
 from gateway.identity.auth import LabSession, StationCaller
 from gateway.identity.sessions import Principal
 from gateway.policy import default_policy
+from gateway.routing import TransactionalRoute
 from gateway.transfer import delivery
 from gateway.transfer.design_routes import ciphertext_response
 
-router = APIRouter(prefix="/api/v1", tags=["delivery"])
+router = APIRouter(prefix="/api/v1", tags=["delivery"], route_class=TransactionalRoute)
 
 
 class JobOut(BaseModel):

@@ -12,8 +12,9 @@ from gateway.compliance.report.render import MEDIA_TYPES, render
 from gateway.compliance.report.service import ReportSources, compliance_report, record_reading
 from gateway.deps import BackendsDep
 from gateway.identity.auth import AuditReader, LabSession
+from gateway.routing import TransactionalRoute
 
-router = APIRouter(prefix="/api/v1/compliance", tags=["compliance"])
+router = APIRouter(prefix="/api/v1/compliance", tags=["compliance"], route_class=TransactionalRoute)
 
 
 @router.get("/report", response_class=Response)
