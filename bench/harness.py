@@ -11,11 +11,18 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import psutil
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from clients.sealing import Sealed
+from gateway.transfer.manifest import Manifest, sign_manifest
 
 MIB = 1024 * 1024
 SAMPLE_SECONDS = 0.02
@@ -37,6 +44,49 @@ def print_result(result: dict, as_json: bool) -> None:
     print("| measure | value |\n|---|---|")
     for key, value in result.items():
         print(f"| {key} | {value} |")
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sends a bench design, and to which station: what a manifest names besides the design itself."""
+
+    lab_id: uuid.UUID | str
+    technician_id: uuid.UUID | str
+    device_id: uuid.UUID | str
+    device_key: Ed25519PrivateKey
+    station_id: uuid.UUID | str
+    station_recipient: str
+    archive_recipient: str
+
+
+def design_manifest(
+    sender: Sender, files: list[dict[str, object]], sealed: Sealed, case_reference: str
+) -> dict[str, object]:
+    """The manifest `clients.uploader.upload_design` builds (tooth 11, zirconia, designed at home) for a fresh
+    design id and the sealed `files`, signed with the device key; ready for `POST /api/v1/uploads`."""
+    fields = {
+        "format": "dentgate-manifest-v1",
+        "design_id": str(uuid.uuid4()),
+        "lab_id": str(sender.lab_id),
+        "case_reference": case_reference,
+        "files": files,
+        "teeth": [{"fdi": 11, "source_system": "FDI", "source_value": "11"}],
+        "material": "zirconia",
+        "process": "design",
+        "remote_location": "home",
+        "target_stations": [str(sender.station_id)],
+        "recipients": [
+            {"kind": "station", "station_id": str(sender.station_id), "age_recipient": sender.station_recipient},
+            {"kind": "archive", "station_id": None, "age_recipient": sender.archive_recipient},
+        ],
+        "technician_id": str(sender.technician_id),
+        "device_id": str(sender.device_id),
+        "created_at": datetime.now(UTC).isoformat(),
+        "ciphertext_size": sealed.ciphertext_size,
+        "ciphertext_sha256": sealed.ciphertext_sha256,
+    }
+    manifest = Manifest.model_validate_json(json.dumps(fields))
+    return sign_manifest(manifest, sender.device_key).model_dump(mode="json")
 
 
 def free_port() -> int:

@@ -10,7 +10,6 @@ them; stations run `clients.station_agent.StationAgent.run_forever`.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import multiprocessing
 import os
@@ -29,6 +28,7 @@ import psutil
 import pyrage
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from harness import Sender, design_manifest
 
 from clients.api import GatewayClient
 from clients.demo import activate, create_lab, demo_posture, login, totp_code
@@ -42,7 +42,6 @@ from gateway.db.migrate import migrate
 from gateway.identity.proofs import key_fingerprint
 from gateway.policy import default_policy
 from gateway.settings import Settings
-from gateway.transfer.manifest import Manifest, sign_manifest
 
 MB = 1_000_000
 SETUP_THREADS = 8
@@ -325,31 +324,11 @@ def signed_manifest(
     case_reference: str,
 ) -> dict[str, Any]:
     """A fresh design id and the manifest `clients.uploader.upload_design` builds for it, signed by the device."""
-    fields = {
-        "format": "dentgate-manifest-v1",
-        "design_id": str(uuid.uuid4()),
-        "lab_id": str(lab_id),
-        "case_reference": case_reference,
-        "files": [
-            {"name": f.name, "media_type": sealed.media_type, "size": f.size, "sha256": f.sha256}
-            for f in sealed.bundle.files
-        ],
-        "teeth": [{"fdi": 11, "source_system": "FDI", "source_value": "11"}],
-        "material": "zirconia",
-        "process": "design",
-        "remote_location": "home",
-        "target_stations": [sealed.station_id],
-        "recipients": [
-            {"kind": "station", "station_id": sealed.station_id, "age_recipient": sealed.station_recipient},
-            {"kind": "archive", "station_id": None, "age_recipient": sealed.archive_recipient},
-        ],
-        "technician_id": str(technician_id),
-        "device_id": str(device_id),
-        "created_at": datetime.now(UTC).isoformat(),
-        "ciphertext_size": sealed.bundle.sealed.ciphertext_size,
-        "ciphertext_sha256": sealed.bundle.sealed.ciphertext_sha256,
-    }
-    return sign_manifest(Manifest.model_validate_json(json.dumps(fields)), device_key).model_dump(mode="json")
+    sender = Sender(lab_id, technician_id, device_id, device_key, sealed.station_id, sealed.station_recipient,
+                    sealed.archive_recipient)  # fmt: skip
+    files = [{"name": f.name, "media_type": sealed.media_type, "size": f.size, "sha256": f.sha256}
+             for f in sealed.bundle.files]  # fmt: skip
+    return design_manifest(sender, files, sealed.bundle.sealed, case_reference)
 
 
 # --- a station agent in a process of its own --------------------------------------------------------------------

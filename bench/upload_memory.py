@@ -34,7 +34,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from harness import (
     MIB,
     RssSampler,
+    Sender,
+    design_manifest,
     gateway_process,
     kernel_peak,
     reset_kernel_peak,
@@ -61,8 +62,6 @@ from gateway.db.migrate import migrate
 from gateway.policy import default_policy
 from gateway.settings import Settings
 from gateway.transfer.custody import SignedReceipt, verify_receipt
-from gateway.transfer.manifest import Manifest, sign_manifest
-from gateway.transfer.teeth import parse_tooth
 
 TARGET_GROWTH = 64 * MIB
 IDLE_WINDOW_SECONDS = 1.0
@@ -146,41 +145,11 @@ def seal_random_design(out: Path, content_size: int, recipients: list[str]) -> t
 
 
 def signed_manifest(lab: DemoLab, recipients: list[str], sealed: Sealed, bundle: RandomBundle) -> dict[str, Any]:
-    """The manifest `clients.uploader.upload_design` builds, for the sealed bundle, signed with the device key."""
-    tooth = parse_tooth("11", "FDI")
-    manifest = Manifest.model_validate_json(
-        json.dumps(
-            {
-                "format": "dentgate-manifest-v1",
-                "design_id": str(uuid.uuid4()),
-                "lab_id": str(lab.lab_id),
-                "case_reference": "BENCH-UPLOAD-MEMORY",
-                "files": [
-                    {
-                        "name": bundle.name,
-                        "media_type": "application/octet-stream",
-                        "size": bundle.size,
-                        "sha256": bundle.sha256,
-                    }
-                ],
-                "teeth": [{"fdi": tooth.fdi, "source_system": tooth.source_system, "source_value": tooth.source_value}],
-                "material": "zirconia",
-                "process": "design",
-                "remote_location": "home",
-                "target_stations": [str(lab.station_id)],
-                "recipients": [
-                    {"kind": "station", "station_id": str(lab.station_id), "age_recipient": recipients[0]},
-                    {"kind": "archive", "station_id": None, "age_recipient": recipients[1]},
-                ],
-                "technician_id": str(lab.technician_id),
-                "device_id": str(lab.device_id),
-                "created_at": datetime.now(UTC).isoformat(),
-                "ciphertext_size": sealed.ciphertext_size,
-                "ciphertext_sha256": sealed.ciphertext_sha256,
-            }
-        )
-    )
-    return sign_manifest(manifest, lab.technician.key).model_dump(mode="json")
+    """The signed manifest of the sealed random bundle, sent by the demo lab's technician to its station."""
+    sender = Sender(lab.lab_id, lab.technician_id, lab.device_id, lab.technician.key, lab.station_id, *recipients)
+    files = [{"name": bundle.name, "media_type": "application/octet-stream", "size": bundle.size,
+              "sha256": bundle.sha256}]  # fmt: skip
+    return design_manifest(sender, files, sealed, "BENCH-UPLOAD-MEMORY")
 
 
 def progress_printer(total: int) -> Callable[[int, int], None]:
