@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from harness import Sender, design_manifest
 
 from clients.api import GatewayClient
-from clients.demo import activate, create_lab, demo_posture, login, totp_code
+from clients.demo import activate, approved_device, create_lab, demo_posture, login, totp_code, verified_technician
 from clients.demo_compliance import TRAINING, adopt_guideline
 from clients.identities import StationIdentity
 from clients.sample_design import crown_triangles
@@ -158,15 +158,7 @@ class _Activated:
 def _new_technician(url: str, manager: GatewayClient, number: int) -> _Activated:
     """Account, identity verified in person, activated, remote-work profile and the manager's attestations."""
     username = f"tech{number:03d}"
-    created = manager.post("/api/v1/accounts", {"username": username, "role": "technician"})
-    account_id = created["account"]["id"]
-    verification = {
-        "method": "in-person",
-        "document_type": "driver-licence",
-        "verified_on": datetime.now(UTC).date().isoformat(),
-    }
-    manager.post(f"/api/v1/accounts/{account_id}/identity-verification", verification)
-    totp_secret, recovery = activate(url, username, created["activation_secret"])
+    account_id, totp_secret, recovery = verified_technician(url, manager, username)
     manager.request("PUT", f"/api/v1/accounts/{account_id}/profile", _profile(number))
     for kind in default_policy().attestation.required:
         manager.post(f"/api/v1/accounts/{account_id}/attestations", {"kind": kind})
@@ -176,11 +168,9 @@ def _new_technician(url: str, manager: GatewayClient, number: int) -> _Activated
 def _equip_technician(url: str, manager: GatewayClient, number: int, activated: _Activated) -> Technician:
     """Enrol a device with its own key, have it approved, log in from it, acknowledge the lab's policy."""
     username = activated.username
-    device_key = Ed25519PrivateKey.generate()
-    enrolling = login(url, device_key, username, recovery_code=activated.recovery_code)
-    device = enrolling.post("/api/v1/devices", {"name": f"CAD PC {number:03d}", "posture": _posture(number)})["device"]
-    enrolling.close()
-    manager.post(f"/api/v1/devices/{device['id']}/approve", {"ownership": "lab-lent"})
+    device_key, device = approved_device(
+        url, manager, username, activated.recovery_code, f"CAD PC {number:03d}", _posture(number)
+    )
     client = login(url, device_key, username, posture=_posture(number), totp=totp_code(activated.totp_secret, 1))
     version = client.get("/api/v1/documents/security-policy")["document"]["version"]
     client.post("/api/v1/documents/security-policy/acknowledgements", {"version": version})

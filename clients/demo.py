@@ -150,6 +150,34 @@ def create_lab(backends: Any) -> tuple[uuid.UUID, str]:
         return issued.account.lab_id, issued.activation_secret
 
 
+def verified_technician(url: str, manager: GatewayClient, username: str) -> tuple[str, str, list[str]]:
+    """A new technician account, identity verified in person by `manager`, then activated: its id, TOTP secret
+    and recovery codes."""
+    created = manager.post("/api/v1/accounts", {"username": username, "role": "technician"})
+    account_id = created["account"]["id"]
+    verification = {
+        "method": "in-person",
+        "document_type": "driver-licence",
+        "verified_on": datetime.now(UTC).date().isoformat(),
+    }
+    manager.post(f"/api/v1/accounts/{account_id}/identity-verification", verification)
+    totp_secret, recovery = activate(url, username, created["activation_secret"])
+    return account_id, totp_secret, recovery
+
+
+def approved_device(
+    url: str, manager: GatewayClient, username: str, recovery_code: str, name: str, posture: dict[str, Any]
+) -> tuple[Ed25519PrivateKey, dict[str, Any]]:
+    """A device with a fresh key of its own, enrolled by `username` (a recovery-code login) and approved by
+    `manager` as lab-lent: its key and the gateway's record of it."""
+    device_key = Ed25519PrivateKey.generate()
+    enrolling = login(url, device_key, username, recovery_code=recovery_code)
+    device = enrolling.post("/api/v1/devices", {"name": name, "posture": posture})["device"]
+    enrolling.close()
+    manager.post(f"/api/v1/devices/{device['id']}/approve", {"ownership": "lab-lent"})
+    return device_key, device
+
+
 def prepare_lab(
     url: str,
     lab_id: uuid.UUID,
@@ -172,22 +200,11 @@ def prepare_lab(
     say(f"Archive key registered; its private half is in {archive_file} (keep it offline)")
     adopt_guideline(manager, say)
 
-    technician = manager.post("/api/v1/accounts", {"username": "tanaka", "role": "technician"})
-    technician_id = technician["account"]["id"]
-    verification = {
-        "method": "in-person",
-        "document_type": "driver-licence",
-        "verified_on": datetime.now(UTC).date().isoformat(),
-    }
-    manager.post(f"/api/v1/accounts/{technician_id}/identity-verification", verification)
-    tech_totp, recovery = activate(url, "tanaka", technician["activation_secret"])
+    technician_id, tech_totp, recovery = verified_technician(url, manager, "tanaka")
     say("Technician tanaka created, identity verified in person, account activated")
     register_remote_worker(manager, technician_id, say)
 
-    device_key = Ed25519PrivateKey.generate()
-    enrolling = login(url, device_key, "tanaka", recovery_code=recovery[0])
-    device = enrolling.post("/api/v1/devices", {"name": "CAD PC", "posture": demo_posture()})["device"]
-    manager.post(f"/api/v1/devices/{device['id']}/approve", {"ownership": "lab-lent"})
+    device_key, device = approved_device(url, manager, "tanaka", recovery[0], "CAD PC", demo_posture())
     tech = login(url, device_key, "tanaka", posture=demo_posture(), totp=totp_code(tech_totp, 1))
     say("Device enrolled with its own key and approved (lab-lent); technician logged in from it")
     ready_for_remote_work(manager, tech, say)
