@@ -38,6 +38,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import statistics
 import subprocess
@@ -97,18 +98,10 @@ def wait_for_port(port: int, process: subprocess.Popen, name: str) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket_to(port):
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
             return
         time.sleep(0.05)
     raise RuntimeError(f"{name} did not listen on {port} within {STARTUP_SECONDS} s")
-
-
-@contextlib.contextmanager
-def socket_to(port: int) -> Iterator[None]:
-    import socket
-
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        yield
 
 
 @contextlib.contextmanager

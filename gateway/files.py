@@ -24,6 +24,13 @@ def fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
+def write_all(descriptor: int, data: bytes | bytearray | memoryview) -> None:
+    """Write every byte of `data` to `descriptor`, looping over short writes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view) :]
+
+
 def create_new_private_file(path: Path, content: bytes) -> bool:
     """Write `content` to an exclusive 0600 temp file beside `path`, fsync it, then move it into place.
 
@@ -42,9 +49,7 @@ def create_new_private_file(path: Path, content: bytes) -> bool:
     descriptor = os.open(temp, flags, 0o600)
     try:
         try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(descriptor, view) :]
+            write_all(descriptor, content)
             os.fsync(descriptor)
         finally:
             os.close(descriptor)

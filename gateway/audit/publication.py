@@ -27,6 +27,7 @@ from gateway.audit.chain import FORMAT, ChainBroken, VerifiedChain, canonical_js
 from gateway.audit.models import AuditCheckpoint
 from gateway.audit.service import verify
 from gateway.errors import DentGateError
+from gateway.files import fsync_directory, write_all
 from gateway.policy import AuditPolicy, default_policy
 from gateway.settings import Settings
 from gateway.storage.s3 import S3Target, s3_target
@@ -142,14 +143,12 @@ class FilePublisher:
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     line = b"\n" + line  # a torn line from a crash stays on its own line
-                written = 0
-                while written < len(line):
-                    written += os.write(fd, line[written:])
+                write_all(fd, line)
                 os.fsync(fd)
             finally:
                 os.close(fd)
             if created:
-                _fsync_directory(self.path.parent)
+                fsync_directory(self.path.parent)
         except OSError as error:
             raise PublicationFailed(f"appending to {self.path} failed: {error}") from error
 
@@ -174,14 +173,6 @@ class FilePublisher:
 
     def describe(self) -> str:
         return f"file {self.path}"
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _s3_error(error: ClientError | BotoCoreError) -> str:

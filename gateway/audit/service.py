@@ -194,11 +194,14 @@ def _drop_rolled_back(session: Session, rolled_back: SessionTransaction) -> None
 
 
 def _inside(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    """Whether an entry recorded in `transaction` goes with `outer`'s rollback (a root rollback takes them all)."""
+    if outer.parent is None:
+        return True
     while transaction is not None:
         if transaction is outer:
             return True
         transaction = transaction.parent
-    return transaction is None and outer.parent is None
+    return False
 
 
 @event.listens_for(GatewaySession, "do_orm_execute")

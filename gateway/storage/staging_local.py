@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from gateway.files import fsync_directory
+from gateway.files import fsync_directory, write_all
 from gateway.storage import CHUNK_SIZE, StoredObject, validate_key
 from gateway.storage.staging import (
     ChunkCounter,
@@ -38,12 +38,6 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, single-pro
 _STAGING = ".staging"
 _SENDFILE_MAX = 1 << 30
 _OPEN_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-
-
-def _write_all(descriptor: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(descriptor, view) :]
 
 
 def _regular_file(stream: BinaryIO) -> tuple[int, int, int] | None:
@@ -72,7 +66,7 @@ def _copy_in_kernel(source: int, position: int, end: int, target: int) -> None:
 def _copy_stream(first: bytes, stream: BinaryIO, counter: ChunkCounter, target: int) -> None:
     chunk = first
     while chunk:
-        _write_all(target, chunk)
+        write_all(target, chunk)
         chunk = stream.read(CHUNK_SIZE)
         counter.add(len(chunk))
 

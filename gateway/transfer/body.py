@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from starlette.requests import Request
 
+from gateway.files import write_all
 from gateway.storage.staging import ChunkTooLarge
 
 SPOOL_BLOCK = 1024 * 1024
@@ -35,14 +36,8 @@ async def spooled_body(request: Request, limit: int) -> AsyncIterator[BinaryIO]:
                 raise ChunkTooLarge(f"one request may carry at most {limit} bytes")
             block += piece
             if len(block) >= SPOOL_BLOCK:
-                _write_all(spool, block)
+                write_all(spool.fileno(), block)
                 block.clear()
-        _write_all(spool, block)
+        write_all(spool.fileno(), block)
         spool.seek(0)
         yield spool  # type: ignore[misc]
-
-
-def _write_all(spool: BinaryIO, data: bytearray) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[spool.write(view) :]
