@@ -104,6 +104,8 @@ def record(session: Session, entry: AuditEntry) -> None:
     forking the chain, and a transaction never holds the head while it waits for anything else, such as a
     thread of the server's pool to validate its response (bench/README.md, the load benchmark).
     """
+    if not isinstance(session, GatewaySession):  # only its commit hook chains the entry: never lose one silently
+        raise TypeError("audit entries need a GatewaySession (gateway.db.engine.session_factory)")
     require_lab(session, entry.lab_id)
     request = current_request()
     if request is not None:

@@ -10,6 +10,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from gateway.audit.models import AuditEvent
 from gateway.audit.service import AuditEntry, record, verify
@@ -89,3 +90,9 @@ def test_entries_of_one_transaction_keep_their_order_and_time_never_runs_backwar
         rows = session.scalars(sa.select(AuditEvent).where(AuditEvent.lab_id == lab.id).order_by(AuditEvent.seq)).all()
     assert [row.action for row in rows[1:]] == [f"step.{number}" for number in range(5)]
     assert [row.occurred_at for row in rows] == sorted(row.occurred_at for row in rows)
+
+
+def test_a_session_that_would_never_chain_the_entry_is_refused(engine, make_lab):
+    lab = make_lab()
+    with Session(engine) as plain, pytest.raises(TypeError, match="GatewaySession"):
+        record(plain, entry(lab.id, "would.be.lost"))
